@@ -1,0 +1,162 @@
+#pragma once
+/// @file concepts.hpp
+/// C++20 concepts for every policy kind. Each states the expressions a policy must support;
+/// every built-in policy is followed by a `static_assert` of its concept.
+
+#include <concepts>
+#include <functional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "fedpp/core/dataset.hpp"
+#include "fedpp/core/layout.hpp"
+#include "fedpp/core/messages.hpp"
+#include "fedpp/core/payload.hpp"
+#include "fedpp/core/rng.hpp"
+#include "fedpp/core/types.hpp"
+#include "fedpp/core/update_batch.hpp"
+
+namespace fedpp {
+
+/// A differentiable classifier over a flat parameter vector.
+/**
+ * Required, for `const M m` with `S = M::Scalar`, parameters `p` (span<const S>), gradient
+ * `g` (span<S>), inputs `X` (d_in x m, one column per sample) and labels `y`:
+ * - `m.num_params()`, `m.input_dim()`, `m.num_classes()`, `m.layout()` (a ParameterLayout);
+ * - `m.init_params(v, rng)` resizes `v` and fills it with initial values;
+ * - `m.loss_and_gradient(p, X, y, g)` returns the mean loss over the batch and writes its gradient;
+ * - `m.evaluate(p, X, y)` returns an EvalResult (loss sum, correct count, count).
+ * All const members must be safe to call concurrently.
+ */
+template <typename M>
+concept Model = std::copy_constructible<M> && requires { typename M::Scalar; } &&
+    requires(const M& m, Vector<typename M::Scalar>& v, std::span<const typename M::Scalar> p,
+             std::span<typename M::Scalar> g, const Eigen::Ref<const Matrix<typename M::Scalar>>& X,
+             std::span<const Label> y, Rng& rng) {
+      { m.num_params() } -> std::convertible_to<Index>;
+      { m.input_dim() } -> std::convertible_to<Index>;
+      { m.num_classes() } -> std::convertible_to<int>;
+      { m.layout() } -> std::convertible_to<ParameterLayout>;
+      { m.init_params(v, rng) } -> std::same_as<void>;
+      { m.loss_and_gradient(p, X, y, g) } -> std::convertible_to<double>;
+      { m.evaluate(p, X, y) } -> std::same_as<EvalResult>;
+    };
+
+/// Merges one round of client updates into a single update.
+/**
+ * Required: `a.aggregate(batch, out)` with `batch` an UpdateBatch<S>; it resizes `out` to
+ * `batch.dim()`, throws InvalidArgument (naming the class) when its requirements on the batch
+ * are violated, and gives a result that does not depend on column order beyond the documented
+ * id-ordered reduction. Stateful rules keep their state in the object (hence non-const).
+ */
+template <typename A, typename S = float>
+concept Aggregator = std::copy_constructible<A> && requires(A& a, const UpdateBatch<S>& batch, Vector<S>& out) {
+  { a.aggregate(batch, out) } -> std::same_as<void>;
+};
+
+/// An Aggregator that can also consume updates one at a time with O(d) memory.
+/**
+ * Required: a nested `A::Accumulator<S>` constructible from `(const A&, Index dim)` with
+ * `acc.add(update, weight)` and `acc.finish(out)`. Adding the columns of a batch in order and
+ * finishing gives bit-for-bit the result of `aggregate` on that batch.
+ */
+template <typename A, typename S = float>
+concept StreamingAggregator =
+    Aggregator<A, S> && std::constructible_from<typename A::template Accumulator<S>, const A&, Index> &&
+    requires(typename A::template Accumulator<S>& acc, std::span<const S> x, double w, Vector<S>& out) {
+      { acc.add(x, w) } -> std::same_as<void>;
+      { acc.finish(out) } -> std::same_as<void>;
+    };
+
+/// Per-client state type of compressor C for scalar S.
+template <typename C, typename S>
+using compressor_state_t = decltype(std::declval<const C&>().template make_state<S>(Index{}));
+
+/// Encodes a client update into wire bytes and decodes it on the server.
+/**
+ * Required, for `const C c`: `c.make_state<S>(dim)` returns the per-client state (error
+ * memory etc., an empty struct when none); `c.encode(x, state, rng)` returns a Payload for the
+ * update `x` (span<const S>); `c.decode(payload, out)` writes the decoded update into `out`
+ * (span<S> of the model dimension) and throws DecodeError on malformed input.
+ */
+template <typename C, typename S = float>
+concept Compressor = std::copy_constructible<C> &&
+    requires(const C& c, Index d) { c.template make_state<S>(d); } &&
+    requires(const C& c, compressor_state_t<C, S>& st, std::span<const S> x, Rng& rng, const Payload& p,
+             std::span<S> out) {
+      { c.encode(x, st, rng) } -> std::same_as<Payload>;
+      { c.decode(p, out) } -> std::same_as<void>;
+    };
+
+/// Per-client state type of local optimizer O for model M.
+template <typename O, typename M>
+using local_state_t = decltype(std::declval<const O&>().make_state(std::declval<const M&>()));
+
+/// Trains a model locally on one client's data, starting from the global parameters.
+/**
+ * Required, for `const O o` and a Model `m`: `o.make_state(m)` returns the per-client state
+ * (momentum buffers, control variates; an empty struct when none), created on the client's
+ * first participation and kept across rounds; `o.train(m, params, data, state, ctx, rng)`
+ * updates `params` (Vector<S>, the global model on entry) in place and returns a LocalResult.
+ */
+template <typename O, typename M>
+concept LocalOptimizer = Model<M> && std::copy_constructible<O> &&
+    requires(const O& o, const M& m) { o.make_state(m); } &&
+    requires(const O& o, const M& m, Vector<typename M::Scalar>& params,
+             const DatasetView<typename M::Scalar>& data, local_state_t<O, M>& st, const RoundContext& ctx,
+             Rng& rng) {
+      { o.train(m, params, data, st, ctx, rng) } -> std::same_as<LocalResult>;
+    };
+
+/// Server state type of server optimizer O for scalar S.
+template <typename O, typename S>
+using server_state_t = decltype(std::declval<const O&>().template make_state<S>(Index{}));
+
+/// Applies the aggregated client update to the global model.
+/**
+ * Required, for `const O o`: `o.make_state<S>(dim)` returns the server-side state (moments;
+ * empty when none); `o.step(params, update, state, round)` moves `params` given the
+ * aggregated update (local - global, averaged by the aggregator).
+ */
+template <typename O, typename S = float>
+concept ServerOptimizer = std::copy_constructible<O> &&
+    requires(const O& o, Index d) { o.template make_state<S>(d); } &&
+    requires(const O& o, Vector<S>& params, const Vector<S>& update, server_state_t<O, S>& st, std::uint64_t round) {
+      { o.step(params, update, st, round) } -> std::same_as<void>;
+    };
+
+/// Byzantine behaviour in simulation: rewrites the updates of the Byzantine participants.
+/**
+ * Required: `a.corrupt(byz, honest, ctx, rng)` replaces the columns of `byz` (the Byzantine
+ * clients' own honest-looking updates on entry) given the honest updates of the round.
+ * A data-level attack may also provide `a.label_map(num_classes)` (see DataAttack).
+ */
+template <typename A, typename S = float>
+concept Attack = std::copy_constructible<A> &&
+    requires(A& a, UpdateBatch<S>& byz, const UpdateBatch<S>& honest, const AttackContext& ctx, Rng& rng) {
+      { a.corrupt(byz, honest, ctx, rng) } -> std::same_as<void>;
+    };
+
+/// An attack that poisons a Byzantine client's labels: `a.label_map(num_classes)` gives y -> y'.
+template <typename A>
+concept DataAttack = requires(const A& a, int num_classes) {
+  { a.label_map(num_classes) } -> std::convertible_to<std::vector<Label>>;
+};
+
+/// Callback through which a transport delivers replies to the server.
+using ReplySink = std::function<void(Reply&&)>;
+
+/// Moves round requests to clients and their replies back (in-process or over a network).
+/**
+ * Required: `t.num_clients()`; `t.run_round(request, participants, sink)` delivers the
+ * request to each id in `participants` (sorted ascending) and calls `sink` exactly once per
+ * participant, in that order, with its Reply (status `dropped`/`failed` when it did not answer).
+ */
+template <typename T, typename S = float>
+concept Transport = requires(T& t, const RoundRequest<S>& req, std::span<const ClientId> who, const ReplySink& sink) {
+  { t.num_clients() } -> std::convertible_to<std::size_t>;
+  { t.run_round(req, who, sink) } -> std::same_as<void>;
+};
+
+}  // namespace fedpp

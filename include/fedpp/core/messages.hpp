@@ -1,0 +1,91 @@
+#pragma once
+/// @file messages.hpp
+/// What crosses between server and clients in one round, independent of the transport.
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+
+#include "fedpp/core/payload.hpp"
+#include "fedpp/core/types.hpp"
+
+namespace fedpp {
+
+/// Loss and accuracy of a model on a labelled set.
+struct EvalResult {
+  double loss_sum = 0.0;  ///< sum of per-sample losses
+  Index correct = 0;      ///< correctly classified samples
+  Index count = 0;        ///< samples evaluated
+
+  /// Mean loss (NaN when nothing was evaluated).
+  [[nodiscard]] double loss() const noexcept {
+    return count ? loss_sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+  }
+  /// Fraction of correct predictions (NaN when nothing was evaluated).
+  [[nodiscard]] double accuracy() const noexcept {
+    return count ? static_cast<double>(correct) / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+  }
+  /// Adds another partial result (for chunked evaluation).
+  EvalResult& operator+=(const EvalResult& o) noexcept {
+    loss_sum += o.loss_sum;
+    correct += o.correct;
+    count += o.count;
+    return *this;
+  }
+};
+
+/// What a local optimizer reports after training.
+struct LocalResult {
+  double train_loss = 0.0;  ///< mean mini-batch loss over the local steps
+  Index steps = 0;          ///< local optimizer steps taken
+  Index samples = 0;        ///< samples processed (with repetition over epochs)
+};
+
+/// Per-round information a client's local training may use.
+struct RoundContext {
+  std::uint64_t round = 0;  ///< round index, from 0
+  std::uint64_t seed = 0;   ///< run seed (for deriving streams)
+  ClientId client = 0;      ///< the training client
+};
+
+/// What the server sends to each participant of a round.
+template <typename S>
+struct RoundRequest {
+  std::uint64_t round = 0;      ///< round index, from 0
+  std::uint64_t seed = 0;       ///< run seed
+  std::span<const S> model;     ///< current global parameters
+
+  /// Bytes the request takes on the wire (dense model plus a small fixed header).
+  [[nodiscard]] std::size_t bytes() const noexcept { return 24 + model.size() * sizeof(S); }
+};
+
+/// How a client's participation in a round ended.
+enum class ReplyStatus : std::uint8_t {
+  ok = 0,       ///< payload delivered
+  failed = 1,   ///< the client raised an error
+  dropped = 2,  ///< no reply (disconnect or timeout)
+};
+
+/// A client's answer to a RoundRequest.
+struct Reply {
+  ClientId client = 0;                  ///< who answered
+  ReplyStatus status = ReplyStatus::ok; ///< whether `payload` is usable
+  Payload payload;                      ///< encoded update (local - global)
+  double weight = 0.0;                  ///< aggregation weight (local sample count)
+  LocalResult local;                    ///< training summary
+  std::string error;                    ///< what went wrong when status != ok
+};
+
+}  // namespace fedpp
+
+namespace fedpp {
+
+/// What a Byzantine attack may know about the round it corrupts.
+struct AttackContext {
+  std::uint64_t round = 0;   ///< round index
+  Index num_clients = 0;     ///< participants this round (honest + Byzantine)
+  Index num_byzantine = 0;   ///< Byzantine participants this round
+};
+
+}  // namespace fedpp
