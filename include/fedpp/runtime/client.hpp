@@ -1,0 +1,95 @@
+#pragma once
+/// @file client.hpp
+/// A federated client: trains locally from the global model and replies with its encoded update.
+
+#include <exception>
+#include <optional>
+#include <utility>
+
+#include "fedpp/compressors/identity.hpp"
+#include "fedpp/core/concepts.hpp"
+#include "fedpp/optimizers/local_sgd.hpp"
+
+namespace fedpp {
+
+/// A client composed from a model, a local optimizer and a compressor.
+/**
+ * On each request it copies the global model, runs `Opt::train` on its shard, computes
+ * delta = local - global and encodes it with `Comp`. Optimizer and compressor state are
+ * created on the client's first participation and kept across rounds. Random draws come from
+ * the streams (seed, round, client id, Purpose::shuffle / Purpose::compression).
+ * @tparam M    a Model
+ * @tparam Opt  a LocalOptimizer for M (default LocalSgd)
+ * @tparam Comp a Compressor (default Identity)
+ */
+template <typename M, typename Opt = LocalSgd, typename Comp = Identity>
+  requires Model<M> && LocalOptimizer<Opt, M> && Compressor<Comp, typename M::Scalar>
+class Client {
+ public:
+  /// Scalar type of the model.
+  using Scalar = typename M::Scalar;
+
+  /// A client with id `id` that trains `model` on `data`.
+  Client(ClientId id, M model, DatasetView<Scalar> data, Opt opt = Opt(), Comp comp = Comp())
+      : id_(id), model_(std::move(model)), data_(std::move(data)), opt_(std::move(opt)), comp_(std::move(comp)) {
+    if (data_.size() > 0 && data_.dim() != model_.input_dim())
+      fail<DimensionError>("fedpp::Client", "data dimension must equal the model's input_dim " +
+                                                std::to_string(model_.input_dim()), data_.dim());
+  }
+
+  /// Trains on the request's model and returns the encoded update (errors become status failed).
+  Reply handle(const RoundRequest<Scalar>& req) {
+    Reply reply;
+    reply.client = id_;
+    reply.weight = static_cast<double>(data_.size());
+    try {
+      if (static_cast<Index>(req.model.size()) != model_.num_params())
+        fail<DimensionError>("fedpp::Client::handle", "global model size must equal num_params " +
+                                                          std::to_string(model_.num_params()), req.model.size());
+      if (!opt_state_) opt_state_.emplace(opt_.make_state(model_));
+      if (!comp_state_) comp_state_.emplace(comp_.template make_state<Scalar>(model_.num_params()));
+      Vector<Scalar> local = as_map(req.model);
+      const RoundContext ctx{req.round, req.seed, id_};
+      Rng rng = make_rng(req.seed, req.round, id_, Purpose::shuffle);
+      reply.local = opt_.train(model_, local, data_, *opt_state_, ctx, rng);
+      local -= as_map(req.model);  // delta = local - global
+      Rng crng = make_rng(req.seed, req.round, id_, Purpose::compression);
+      reply.payload = comp_.encode(as_span(std::as_const(local)), *comp_state_, crng);
+    } catch (const std::exception& e) {
+      reply.status = ReplyStatus::failed;
+      reply.error = e.what();
+      reply.payload = Payload();
+    }
+    return reply;
+  }
+
+  /// This client's id.
+  [[nodiscard]] ClientId id() const noexcept { return id_; }
+  /// This client's data.
+  [[nodiscard]] const DatasetView<Scalar>& data() const noexcept { return data_; }
+  /// Mutable data view (e.g. to install a label map for a data-level attack).
+  [[nodiscard]] DatasetView<Scalar>& data() noexcept { return data_; }
+  /// The model.
+  [[nodiscard]] const M& model() const noexcept { return model_; }
+  /// The local optimizer.
+  [[nodiscard]] const Opt& optimizer() const noexcept { return opt_; }
+  /// The compressor.
+  [[nodiscard]] const Comp& compressor() const noexcept { return comp_; }
+  /// Optimizer state (empty until the first participation).
+  [[nodiscard]] const std::optional<local_state_t<Opt, M>>& optimizer_state() const noexcept { return opt_state_; }
+  /// Compressor state (empty until the first participation).
+  [[nodiscard]] const std::optional<compressor_state_t<Comp, Scalar>>& compressor_state() const noexcept {
+    return comp_state_;
+  }
+
+ private:
+  ClientId id_;
+  M model_;
+  DatasetView<Scalar> data_;
+  Opt opt_;
+  Comp comp_;
+  std::optional<local_state_t<Opt, M>> opt_state_;
+  std::optional<compressor_state_t<Comp, Scalar>> comp_state_;
+};
+
+}  // namespace fedpp

@@ -1,0 +1,216 @@
+#pragma once
+/// @file server.hpp
+/// The federated server: samples clients, collects and validates their updates, aggregates
+/// them and applies the server optimizer, round after round, over any Transport.
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "fedpp/aggregators/weighted_mean.hpp"
+#include "fedpp/compressors/identity.hpp"
+#include "fedpp/core/concepts.hpp"
+#include "fedpp/optimizers/server_sgd.hpp"
+#include "fedpp/runtime/callbacks.hpp"
+#include "fedpp/runtime/round_stats.hpp"
+#include "fedpp/runtime/sampling.hpp"
+
+namespace fedpp {
+
+namespace detail {
+/// The streaming accumulator type of an aggregator, or an empty placeholder when it has none.
+template <typename A, typename S, bool Streaming>
+struct AccumulatorOf {
+  struct type {};
+};
+template <typename A, typename S>
+struct AccumulatorOf<A, S, true> {
+  using type = typename A::template Accumulator<S>;
+};
+}  // namespace detail
+
+/// Run settings of a Server.
+struct ServerOptions {
+  std::uint64_t rounds = 100;        ///< rounds to run
+  double fraction = 0.1;             ///< fraction of clients sampled per round, in (0, 1]
+  std::size_t clients_per_round = 0; ///< when > 0, sample exactly this many (overrides fraction)
+  std::size_t min_updates = 1;       ///< quorum: fewer valid updates leave the model unchanged
+  std::uint64_t seed = 1;            ///< run seed (sampling and every client stream)
+  std::uint64_t eval_every = 1;      ///< evaluate the global model every this many rounds (and the last)
+};
+
+/// A federated server composed from an aggregator, a server optimizer and a compressor (decoder).
+/**
+ * One round: sample clients (stream (seed, round, server, sampling)); send the global model;
+ * receive replies in participant order; decode each payload, reject malformed and non-finite
+ * updates (counted in RoundStats, never aggregated); aggregate (streaming with O(d) memory
+ * when the aggregator allows it); apply the server optimizer if the quorum is met; evaluate;
+ * call the callbacks. A dropped or failing client only reduces the round's participants.
+ * @tparam S    scalar type (float or double)
+ * @tparam Agg  an Aggregator (default WeightedMean, i.e. FedAvg)
+ * @tparam SOpt a ServerOptimizer (default ServerSgd)
+ * @tparam Comp the Compressor the clients use (the server decodes with it; default Identity)
+ */
+template <typename S = float, typename Agg = WeightedMean, typename SOpt = ServerSgd, typename Comp = Identity>
+  requires Aggregator<Agg, S> && ServerOptimizer<SOpt, S> && Compressor<Comp, S>
+class Server {
+ public:
+  /// Scalar type.
+  using Scalar = S;
+  /// Evaluates a parameter vector on held-out data.
+  using Evaluator = std::function<EvalResult(std::span<const S>)>;
+
+  /// A server starting from `initial` parameters.
+  explicit Server(Vector<S> initial, ServerOptions opts = {}, Agg agg = Agg(), SOpt sopt = SOpt(), Comp comp = Comp())
+      : params_(std::move(initial)), opts_(opts), agg_(std::move(agg)), sopt_(std::move(sopt)), comp_(std::move(comp)),
+        sopt_state_(sopt_.template make_state<S>(params_.size())) {
+    constexpr std::string_view who = "fedpp::Server";
+    require(params_.size() > 0, who, "the initial model must not be empty", params_.size());
+    require(params_.allFinite(), who, "the initial model must be finite", "non-finite values");
+    require(opts_.rounds >= 1, who, "rounds must be >= 1", opts_.rounds);
+    require(opts_.min_updates >= 1, who, "min_updates must be >= 1", opts_.min_updates);
+    require(opts_.eval_every >= 1, who, "eval_every must be >= 1", opts_.eval_every);
+    if (opts_.clients_per_round == 0)
+      require(std::isfinite(opts_.fraction) && opts_.fraction > 0 && opts_.fraction <= 1, who,
+              "fraction must be in (0, 1]", opts_.fraction);
+  }
+
+  /// Sets the function used to evaluate the global model (e.g. on a test set).
+  void set_evaluator(Evaluator e) { eval_ = std::move(e); }
+
+  /// Runs rounds until `options().rounds` have completed or a callback asks to stop.
+  template <typename T, typename... Callbacks>
+    requires Transport<T, S>
+  RunResult<S> run(T& transport, Callbacks&&... cbs) {
+    RunResult<S> result;
+    while (round_ < opts_.rounds) {
+      RoundStats st = step(transport, cbs...);
+      result.history.push_back(st);
+      const bool stop = (detail::call_round_end(cbs, st, as_span(std::as_const(params_))) | ... | false);
+      if (stop) break;
+    }
+    result.params = params_;
+    if (eval_) {
+      if (!result.history.empty() && !std::isnan(result.history.back().test_accuracy))
+        result.final_test = last_eval_;
+      else
+        result.final_test = eval_(as_span(std::as_const(params_)));
+    }
+    (detail::call_run_end(cbs, result), ...);
+    return result;
+  }
+
+  /// Runs one round and returns its statistics (on_round_end is called by run(), not here).
+  template <typename T, typename... Callbacks>
+    requires Transport<T, S>
+  RoundStats step(T& transport, Callbacks&... cbs) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Index d = params_.size();
+    RoundStats st;
+    st.round = round_;
+    st.rounds = opts_.rounds;
+
+    const std::size_t m = clients_per_round(transport.num_clients(), opts_.fraction, opts_.clients_per_round);
+    Rng srng = make_rng(opts_.seed, round_, server_stream, Purpose::sampling);
+    const std::vector<ClientId> who = sample_clients(transport.num_clients(), m, srng);
+    st.participants = who.size();
+    (detail::call_round_begin(cbs, st), ...);
+
+    const RoundRequest<S> req{round_, opts_.seed, as_span(std::as_const(params_))};
+    st.bytes_down = static_cast<std::uint64_t>(req.bytes()) * who.size();
+
+    // Either stream into an O(d) accumulator or collect a d x m batch.
+    constexpr bool streaming = StreamingAggregator<Agg, S>;
+    std::optional<typename detail::AccumulatorOf<Agg, S, streaming>::type> acc;
+    UpdateBatch<S> batch;
+    if constexpr (streaming)
+      acc.emplace(agg_, d);
+    else
+      batch = UpdateBatch<S>(d, static_cast<Index>(who.size()));
+    scratch_.resize(d);
+    double loss_sum = 0.0, weight_sum = 0.0;
+
+    transport.run_round(req, who, [&](Reply&& r) {
+      st.bytes_up += r.payload.bytes();
+      if (r.status == ReplyStatus::failed) { ++st.failed; return; }
+      if (r.status == ReplyStatus::dropped) { ++st.dropped; return; }
+      try {
+        comp_.decode(r.payload, as_span(scratch_));
+      } catch (const Error&) {
+        ++st.rejected_malformed;
+        return;
+      }
+      if (!scratch_.allFinite() || !std::isfinite(r.weight) || r.weight < 0) {
+        ++st.rejected_nonfinite;
+        return;
+      }
+      if constexpr (streaming)
+        acc->add(as_span(std::as_const(scratch_)), r.weight);
+      else
+        batch.push_back(r.client, r.weight, as_span(std::as_const(scratch_)));
+      ++st.accepted;
+      if (std::isfinite(r.local.train_loss)) {
+        loss_sum += r.weight * r.local.train_loss;
+        weight_sum += r.weight;
+      }
+    });
+    if (weight_sum > 0) st.train_loss = loss_sum / weight_sum;
+
+    if (st.accepted >= opts_.min_updates) {
+      if constexpr (streaming)
+        acc->finish(update_);
+      else
+        agg_.aggregate(batch, update_);
+      if (update_.size() == d && update_.allFinite()) {
+        st.update_norm = static_cast<double>(update_.template cast<double>().norm());
+        (detail::call_aggregate(cbs, st, as_span(std::as_const(update_))), ...);
+        backup_ = params_;
+        sopt_.step(params_, update_, sopt_state_, round_);
+        st.applied = params_.allFinite();
+        if (!st.applied) params_.swap(backup_);  // never let a non-finite step reach the model
+      }
+    }
+
+    ++round_;
+    if (eval_ && (round_ % opts_.eval_every == 0 || round_ == opts_.rounds)) {
+      last_eval_ = eval_(as_span(std::as_const(params_)));
+      st.test_loss = last_eval_.loss();
+      st.test_accuracy = last_eval_.accuracy();
+    }
+    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return st;
+  }
+
+  /// Current global parameters.
+  [[nodiscard]] const Vector<S>& params() const noexcept { return params_; }
+  /// Rounds completed so far.
+  [[nodiscard]] std::uint64_t round() const noexcept { return round_; }
+  /// Run settings.
+  [[nodiscard]] const ServerOptions& options() const noexcept { return opts_; }
+  /// The aggregator.
+  [[nodiscard]] Agg& aggregator() noexcept { return agg_; }
+  /// The aggregator, read-only.
+  [[nodiscard]] const Agg& aggregator() const noexcept { return agg_; }
+  /// The server optimizer.
+  [[nodiscard]] const SOpt& server_optimizer() const noexcept { return sopt_; }
+  /// The server optimizer's state.
+  [[nodiscard]] const server_state_t<SOpt, S>& server_state() const noexcept { return sopt_state_; }
+  /// The compressor used to decode payloads.
+  [[nodiscard]] const Comp& compressor() const noexcept { return comp_; }
+
+ private:
+  Vector<S> params_;
+  ServerOptions opts_;
+  Agg agg_;
+  SOpt sopt_;
+  Comp comp_;
+  server_state_t<SOpt, S> sopt_state_;
+  Evaluator eval_;
+  EvalResult last_eval_;
+  Vector<S> scratch_, update_, backup_;
+  std::uint64_t round_ = 0;
+};
+
+}  // namespace fedpp

@@ -1,0 +1,190 @@
+#pragma once
+/// @file simulation.hpp
+/// One-call federated simulation: many in-process clients over shards of a data set, policies
+/// given in any order and defaulted when omitted.
+
+#include <array>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "fedpp/core/concepts.hpp"
+#include "fedpp/runtime/client.hpp"
+#include "fedpp/runtime/in_process.hpp"
+#include "fedpp/runtime/server.hpp"
+
+namespace fedpp {
+
+/// Settings of a Simulation.
+struct SimulationOptions {
+  std::uint64_t rounds = 100;        ///< rounds to run
+  double fraction = 0.1;             ///< fraction of clients per round, in (0, 1]
+  std::size_t clients_per_round = 0; ///< when > 0, exactly this many per round
+  std::size_t min_updates = 1;       ///< quorum of valid updates for a round to change the model
+  std::uint64_t seed = 1;            ///< seed of every random stream (model init, sampling, clients)
+  std::uint64_t eval_every = 1;      ///< test-set evaluation period in rounds (the last round always)
+  int threads = 0;                   ///< worker threads (0 = all hardware threads)
+  Index eval_chunk = 1000;           ///< test samples per evaluation task
+};
+
+namespace detail {
+
+/// Role of a policy argument: 1 aggregator, 2 local optimizer, 3 compressor, 4 server optimizer, 0 other.
+template <typename P, typename M>
+inline constexpr int policy_kind = [] {
+  using T = std::remove_cvref_t<P>;
+  using S = typename M::Scalar;
+  if constexpr (Aggregator<T, S>) return 1;
+  else if constexpr (LocalOptimizer<T, M>) return 2;
+  else if constexpr (Compressor<T, S>) return 3;
+  else if constexpr (ServerOptimizer<T, S>) return 4;
+  else return 0;
+}();
+
+/// Position of the first argument of role K, or sizeof...(Ps) when there is none.
+template <int K, typename M, typename... Ps>
+constexpr std::size_t find_policy() {
+  constexpr std::array<int, sizeof...(Ps) + 1> kinds{policy_kind<Ps, M>..., -1};
+  std::size_t i = 0;
+  while (i < sizeof...(Ps) && kinds[i] != K) ++i;
+  return i;
+}
+
+/// Number of arguments of role K.
+template <int K, typename M, typename... Ps>
+constexpr std::size_t count_policy() {
+  return ((policy_kind<Ps, M> == K ? 1u : 0u) + ... + 0u);
+}
+
+/// The first argument of role K (copied), or `def` when there is none.
+template <int K, typename M, typename Default, typename... Ps>
+auto pick_policy(Default def, Ps&... ps) {
+  constexpr std::size_t i = find_policy<K, M, Ps...>();
+  if constexpr (i == sizeof...(Ps))
+    return def;
+  else
+    return std::remove_cvref_t<std::tuple_element_t<i, std::tuple<Ps...>>>(std::get<i>(std::tie(ps...)));
+}
+
+}  // namespace detail
+
+/// A federated simulation over in-process clients.
+/**
+ * Usage:
+ * @code
+ * fedpp::Simulation sim(fedpp::Mlp<>({784, 200, 10}), shards, test, {.rounds = 100, .fraction = 0.1});
+ * auto r = sim.run(fedpp::LocalSgd({.lr = 0.05}), fedpp::ProgressPrinter{});
+ * @endcode
+ * `run` takes policies in any order, recognised by concept: an Aggregator (default
+ * WeightedMean), a LocalOptimizer (default LocalSgd), a Compressor (default Identity), a
+ * ServerOptimizer (default ServerSgd); every other argument is a callback. Each run starts from
+ * the same seeded initial model with fresh client state, so runs are independent and repeatable;
+ * the same seed gives bit-identical results for any thread count.
+ * @tparam M a Model
+ */
+template <typename M>
+  requires Model<M>
+class Simulation {
+ public:
+  /// Scalar type of the model.
+  using Scalar = typename M::Scalar;
+
+  /// Clients `0..shards.size()-1` train on `shards`; the global model is evaluated on `test` (may be null).
+  Simulation(M model, std::vector<DatasetView<Scalar>> shards, std::shared_ptr<const Dataset<Scalar>> test,
+             SimulationOptions opts = {})
+      : model_(std::move(model)), shards_(std::move(shards)), test_(std::move(test)), opts_(opts) {
+    constexpr std::string_view who = "fedpp::Simulation";
+    require(!shards_.empty(), who, "there must be at least one client shard", shards_.size());
+    for (const auto& s : shards_)
+      if (s.size() > 0 && s.dim() != model_.input_dim())
+        fail<DimensionError>(who, "shard dimension must equal the model's input_dim " +
+                                      std::to_string(model_.input_dim()), s.dim());
+    if (test_) {
+      test_->validate("fedpp::Simulation (test set)");
+      if (test_->dim() != model_.input_dim())
+        fail<DimensionError>(who, "test set dimension must equal the model's input_dim " +
+                                      std::to_string(model_.input_dim()), test_->dim());
+    }
+    require(opts_.threads >= 0, who, "threads must be >= 0", opts_.threads);
+    require(opts_.eval_chunk >= 1, who, "eval_chunk must be >= 1", opts_.eval_chunk);
+    Rng rng = make_rng(opts_.seed, 0, server_stream, Purpose::model_init);
+    model_.init_params(initial_, rng);
+  }
+
+  /// Runs the simulation with the given policies and callbacks (see the class comment).
+  template <typename... Ps>
+  RunResult<Scalar> run(Ps&&... args) {
+    static_assert(detail::count_policy<1, M, Ps...>() <= 1, "fedpp::Simulation::run: more than one Aggregator given");
+    static_assert(detail::count_policy<2, M, Ps...>() <= 1,
+                  "fedpp::Simulation::run: more than one LocalOptimizer given");
+    static_assert(detail::count_policy<3, M, Ps...>() <= 1, "fedpp::Simulation::run: more than one Compressor given");
+    static_assert(detail::count_policy<4, M, Ps...>() <= 1,
+                  "fedpp::Simulation::run: more than one ServerOptimizer given");
+    auto agg = detail::pick_policy<1, M>(WeightedMean(), args...);
+    auto opt = detail::pick_policy<2, M>(LocalSgd(), args...);
+    auto comp = detail::pick_policy<3, M>(Identity(), args...);
+    auto sopt = detail::pick_policy<4, M>(ServerSgd(), args...);
+    using ClientT = Client<M, decltype(opt), decltype(comp)>;
+
+    std::vector<ClientT> clients;
+    clients.reserve(shards_.size());
+    for (std::size_t i = 0; i < shards_.size(); ++i)
+      clients.emplace_back(static_cast<ClientId>(i), model_, shards_[i], opt, comp);
+    InProcessTransport<ClientT> transport(std::move(clients), opts_.threads);
+
+    ServerOptions so{opts_.rounds, opts_.fraction, opts_.clients_per_round, opts_.min_updates, opts_.seed,
+                     opts_.eval_every};
+    Server<Scalar, decltype(agg), decltype(sopt), decltype(comp)> server(initial_, so, agg, sopt, comp);
+    if (test_)
+      server.set_evaluator([this, &transport](std::span<const Scalar> p) { return evaluate(p, transport.pool()); });
+
+    auto callbacks = std::tuple_cat(callback_ref(args)...);
+    return std::apply([&](auto&... cbs) { return server.run(transport, cbs...); }, callbacks);
+  }
+
+  /// Evaluates `params` on the test set in fixed chunks (deterministic for any thread count).
+  EvalResult evaluate(std::span<const Scalar> params, ThreadPool& pool) const {
+    const Index n = test_->size();
+    const Index chunks = (n + opts_.eval_chunk - 1) / opts_.eval_chunk;
+    std::vector<EvalResult> parts(static_cast<std::size_t>(chunks));
+    pool.parallel_for(chunks, [&](Index c) {
+      const Index first = c * opts_.eval_chunk;
+      const Index count = std::min(opts_.eval_chunk, n - first);
+      parts[static_cast<std::size_t>(c)] =
+          model_.evaluate(params, test_->features.middleCols(first, count),
+                          std::span<const Label>(test_->labels).subspan(static_cast<std::size_t>(first),
+                                                                        static_cast<std::size_t>(count)));
+    });
+    EvalResult total;
+    for (const auto& p : parts) total += p;
+    return total;
+  }
+
+  /// The seeded initial global model every run starts from.
+  [[nodiscard]] const Vector<Scalar>& initial_params() const noexcept { return initial_; }
+  /// The model.
+  [[nodiscard]] const M& model() const noexcept { return model_; }
+  /// The client shards.
+  [[nodiscard]] const std::vector<DatasetView<Scalar>>& shards() const noexcept { return shards_; }
+  /// The settings.
+  [[nodiscard]] const SimulationOptions& options() const noexcept { return opts_; }
+
+ private:
+  template <typename P>
+  static auto callback_ref(P& p) {
+    if constexpr (detail::policy_kind<P, M> == 0)
+      return std::tuple<P&>(p);
+    else
+      return std::tuple<>();
+  }
+
+  M model_;
+  std::vector<DatasetView<Scalar>> shards_;
+  std::shared_ptr<const Dataset<Scalar>> test_;
+  SimulationOptions opts_;
+  Vector<Scalar> initial_;
+};
+
+}  // namespace fedpp

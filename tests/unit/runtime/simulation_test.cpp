@@ -1,0 +1,152 @@
+// In-process runtime end to end: determinism across thread counts, the FedAvg closed form,
+// learning progress, failing clients, metrics files.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "fedpp/models/mlp.hpp"
+#include "fedpp/models/softmax_regression.hpp"
+#include "fedpp/runtime/simulation.hpp"
+#include "support/blobs.hpp"
+
+using namespace fedpp;
+using fedpp_test::blobs;
+using fedpp_test::contiguous_split;
+
+TEST_CASE("same seed gives bit-identical models for 1, 2 and 3 threads", "[runtime][Simulation]") {
+  auto train = blobs<float>(600, 12, 4, 1);
+  auto test = blobs<float>(300, 12, 4, 2);
+  const auto shards = contiguous_split(train, 20);
+  Mlp<float> model({12, 16, 4});
+  std::vector<Vector<float>> finals;
+  std::vector<double> accs;
+  for (int threads : {1, 2, 3}) {
+    Simulation sim(model, shards, test, {.rounds = 6, .fraction = 0.5, .seed = 42, .threads = threads, .eval_chunk = 64});
+    const auto r = sim.run(LocalSgd({.lr = 0.1, .epochs = 2, .batch_size = 8}));
+    finals.push_back(r.params);
+    accs.push_back(r.final_accuracy());
+  }
+  REQUIRE(finals[0].size() == model.num_params());
+  CHECK(finals[0] == finals[1]);
+  CHECK(finals[0] == finals[2]);
+  CHECK(accs[0] == accs[1]);
+  CHECK(accs[0] == accs[2]);
+
+  Simulation other(model, shards, test, {.rounds = 6, .fraction = 0.5, .seed = 43, .threads = 2});
+  CHECK(other.run(LocalSgd({.lr = 0.1, .epochs = 2, .batch_size = 8})).params != finals[0]);
+}
+
+TEST_CASE("one FedAvg round of one full-batch step equals a centralized gradient step", "[runtime][Simulation]") {
+  // Weighted by client sizes, the mean of -lr * g_i is -lr times the full-data gradient.
+  auto train = blobs<double>(257, 6, 3, 5);
+  const std::vector<std::size_t> cuts{0, 40, 41, 120, 200, 257};  // unequal sizes
+  std::vector<DatasetView<double>> shards(cuts.size() - 1);
+  for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+    shards[c].base = train;
+    for (std::size_t i = cuts[c]; i < cuts[c + 1]; ++i) shards[c].indices.push_back(static_cast<std::uint32_t>(i));
+  }
+  SoftmaxRegression<double> model(6, 3);
+  Simulation sim(model, shards, nullptr, {.rounds = 1, .fraction = 1.0, .seed = 3, .threads = 2});
+  const auto r = sim.run(LocalSgd({.lr = 0.5, .steps = 1, .batch_size = 1000}));
+
+  Vector<double> g(model.num_params());
+  const Vector<double>& w0 = sim.initial_params();
+  model.loss_and_gradient(as_span(w0), train->features, train->labels, as_span(g));
+  const Vector<double> expected = w0 - 0.5 * g;
+  CHECK((r.params - expected).norm() <= 1e-13 * expected.norm());
+  REQUIRE(r.history.size() == 1);
+  CHECK(r.history[0].accepted == 5);
+  CHECK(std::isnan(r.final_accuracy()));  // no test set, no evaluator
+}
+
+TEST_CASE("FedAvg learns a separable problem and records every round", "[runtime][Simulation]") {
+  auto train = blobs<float>(2000, 10, 5, 11, 3.0);
+  auto test = blobs<float>(1000, 10, 5, 12, 3.0);
+  const auto shards = contiguous_split(train, 50);
+  Simulation sim(SoftmaxRegression<float>(10, 5), shards, test, {.rounds = 15, .fraction = 0.2, .seed = 1, .threads = 2});
+  const auto r = sim.run(LocalSgd({.lr = 0.1, .epochs = 1, .batch_size = 10}));
+  REQUIRE(r.history.size() == 15);
+  CHECK(r.final_accuracy() > 0.95);
+  CHECK(r.history.front().test_accuracy < r.history.back().test_accuracy);
+  for (const auto& h : r.history) {
+    CHECK(h.participants == 10);
+    CHECK(h.accepted == 10);
+    CHECK(h.applied);
+    // 10 clients, each a dense float payload of 55 values + a 5-byte header.
+    CHECK(h.bytes_up == 10 * (5 + 55 * 4));
+    CHECK(h.bytes_down == 10 * (24 + 55 * 4));
+  }
+  CHECK(r.bytes_up() == 15 * 10 * (5 + 55 * 4));
+}
+
+TEST_CASE("a failing client is excluded and reported, the round completes", "[runtime][Simulation]") {
+  auto train = blobs<float>(400, 8, 4, 3);
+  auto shards = contiguous_split(train, 4);
+  shards[2].label_map = {0, 1, 2, 99};  // labels out of range: the model throws in that client
+  Simulation sim(SoftmaxRegression<float>(8, 4), shards, nullptr, {.rounds = 3, .fraction = 1.0, .threads = 2});
+  const auto r = sim.run();
+  for (const auto& h : r.history) {
+    CHECK(h.failed == 1);
+    CHECK(h.accepted == 3);
+    CHECK(h.applied);
+  }
+  CHECK(r.params.allFinite());
+}
+
+TEST_CASE("Simulation validates its inputs", "[runtime][Simulation]") {
+  auto train = blobs<float>(100, 8, 4, 3);
+  auto test = blobs<float>(50, 9, 4, 3);
+  const auto shards = contiguous_split(train, 4);
+  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(7, 4), shards, nullptr, {}), DimensionError);
+  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(8, 4), shards, test, {}), DimensionError);
+  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(8, 4), std::vector<DatasetView<float>>{}, nullptr, {}),
+                  InvalidArgument);
+}
+
+TEST_CASE("MetricsWriter and ProgressPrinter report every round", "[runtime][callbacks]") {
+  auto train = blobs<float>(300, 6, 3, 4);
+  auto test = blobs<float>(100, 6, 3, 5);
+  const auto shards = contiguous_split(train, 10);
+  Simulation sim(SoftmaxRegression<float>(6, 3), shards, test, {.rounds = 4, .fraction = 0.5, .threads = 1});
+  const std::string csv = "simulation_test_metrics.csv", jsonl = "simulation_test_metrics.jsonl";
+  std::ostringstream progress;
+  fedpp::RunResult<float> r;
+  {
+    MetricsWriter a(csv), b(jsonl);
+    r = sim.run(a, b, ProgressPrinter(progress), LocalSgd({.lr = 0.1}));
+  }
+  std::ifstream in(csv);
+  std::string header, line;
+  std::getline(in, header);
+  CHECK(header.rfind("round,participants,accepted,", 0) == 0);
+  int rows = 0;
+  while (std::getline(in, line)) {
+    ++rows;
+    CHECK(line.rfind(std::to_string(rows) + ",5,5,0,0,0,0,1,", 0) == 0);
+  }
+  CHECK(rows == 4);
+  std::ifstream jin(jsonl);
+  int jrows = 0;
+  while (std::getline(jin, line)) {
+    ++jrows;
+    CHECK(line.rfind("{\"round\":" + std::to_string(jrows) + ",", 0) == 0);
+    CHECK(line.back() == '}');
+  }
+  CHECK(jrows == 4);
+  // One progress line per round, with the round counter and the accuracy of that round.
+  std::istringstream lines(progress.str());
+  int plines = 0;
+  while (std::getline(lines, line)) {
+    ++plines;
+    CHECK(line.rfind("round " + std::to_string(plines) + "/4", 0) == 0);
+  }
+  CHECK(plines == 4);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "acc %6.2f%%", 100.0 * r.history.back().test_accuracy);
+  CHECK(progress.str().find(buf) != std::string::npos);
+  std::remove(csv.c_str());
+  std::remove(jsonl.c_str());
+  CHECK_THROWS_AS(MetricsWriter("/nonexistent-dir/x.csv"), DataError);
+}
