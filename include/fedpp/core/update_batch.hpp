@@ -118,7 +118,7 @@ class UpdateBatch {
     ids_ = std::move(ids);
   }
 
-  /// Throws unless the batch is usable by an aggregator: non-empty and with a positive weight sum.
+  /// Throws unless the batch is usable by an aggregator: at least one column and dimension > 0.
   /// `where` names the caller in the message (e.g. "fedpp::WeightedMean::aggregate").
   void check_nonempty(std::string_view where) const {
     if (empty()) fail(where, "the batch holds no client updates");
