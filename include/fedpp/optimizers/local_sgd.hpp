@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "fedpp/core/archetypes.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
 
@@ -106,5 +107,8 @@ class LocalSgd {
 
   Options o_;
 };
+
+static_assert(LocalOptimizer<LocalSgd, archetypes::ModelArchetype<float>> &&
+              LocalOptimizer<LocalSgd, archetypes::ModelArchetype<double>>);
 
 }  // namespace fedpp

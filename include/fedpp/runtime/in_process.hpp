@@ -8,7 +8,9 @@
 #include <optional>
 #include <vector>
 
+#include "fedpp/core/archetypes.hpp"
 #include "fedpp/core/concepts.hpp"
+#include "fedpp/runtime/client.hpp"
 #include "fedpp/runtime/thread_pool.hpp"
 
 namespace fedpp {
@@ -105,5 +107,8 @@ class InProcessTransport {
   std::vector<C> clients_;
   ThreadPool pool_;
 };
+
+static_assert(Transport<InProcessTransport<Client<archetypes::ModelArchetype<float>>>, float> &&
+              Transport<InProcessTransport<Client<archetypes::ModelArchetype<double>>>, double>);
 
 }  // namespace fedpp
