@@ -240,6 +240,26 @@ inline std::vector<std::vector<double>> partition_cumulative_priors(std::vector<
   return priors;
 }
 
+/// The shared body of the prior-based splits: shuffle, equal slots (client 0 takes the
+/// remainder), one class prior per client from `make_prior(rng, C)`, then fill the slots.
+template <typename S, typename MakePrior>
+std::vector<DatasetView<S>> partition_prior_split(const std::shared_ptr<const Dataset<S>>& ds, Index num_clients,
+                                                  std::uint64_t seed, MakePrior make_prior) {
+  Rng rng = detail::partition_rng(seed);
+  const Index N = ds->size();
+  const auto n = static_cast<std::size_t>(num_clients);
+  const auto C = static_cast<std::size_t>(ds->num_classes);
+  std::vector<std::uint32_t> perm = detail::partition_iota(static_cast<std::size_t>(N));
+  detail::partition_shuffle(perm, rng);
+  const auto by_class = detail::partition_by_class(*ds, &perm);
+  std::vector<Index> sizes(n, N / num_clients);
+  sizes[0] += N - (N / num_clients) * num_clients;
+  std::vector<std::vector<double>> priors(n);
+  for (auto& q : priors) q = make_prior(rng, C);
+  return partition_views(ds, partition_fill_from_priors(by_class, std::move(sizes),
+                                                         partition_cumulative_priors(std::move(priors), by_class), rng));
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -365,19 +385,9 @@ std::vector<DatasetView<S>> dirichlet_prior_split(std::shared_ptr<const Dataset<
   constexpr std::string_view where = "fedpp::dirichlet_prior_split";
   detail::partition_check_args(ds, num_clients, where);
   detail::partition_check_alpha(alpha, where);
-  Rng rng = detail::partition_rng(seed);
-  const Index N = ds->size();
-  const auto n = static_cast<std::size_t>(num_clients);
-  const auto C = static_cast<std::size_t>(ds->num_classes);
-  std::vector<std::uint32_t> perm = detail::partition_iota(static_cast<std::size_t>(N));
-  detail::partition_shuffle(perm, rng);
-  const auto by_class = detail::partition_by_class(*ds, &perm);
-  std::vector<Index> sizes(n, N / num_clients);
-  sizes[0] += N - (N / num_clients) * num_clients;
-  std::vector<std::vector<double>> priors(n);
-  for (auto& q : priors) q = dirichlet_sample(rng, alpha, C);
-  return detail::partition_views(ds, detail::partition_fill_from_priors(by_class, std::move(sizes),
-                                                         detail::partition_cumulative_priors(std::move(priors), by_class), rng));
+  return detail::partition_prior_split(ds, num_clients, seed, [alpha](Rng& rng, std::size_t C) {
+    return dirichlet_sample(rng, alpha, C);
+  });
 }
 
 /// Pathological prior split: like dirichlet_prior_split, but each client's prior is uniform over
@@ -392,24 +402,13 @@ std::vector<DatasetView<S>> pathological_prior_split(std::shared_ptr<const Datas
   detail::partition_check_args(ds, num_clients, where);
   require(classes_per_client >= 1 && classes_per_client <= ds->num_classes, where,
           "classes_per_client must be in [1, " + std::to_string(ds->num_classes) + "]", classes_per_client);
-  Rng rng = detail::partition_rng(seed);
-  const Index N = ds->size();
-  const auto n = static_cast<std::size_t>(num_clients);
-  const auto C = static_cast<std::size_t>(ds->num_classes);
-  std::vector<std::uint32_t> perm = detail::partition_iota(static_cast<std::size_t>(N));
-  detail::partition_shuffle(perm, rng);
-  const auto by_class = detail::partition_by_class(*ds, &perm);
-  std::vector<Index> sizes(n, N / num_clients);
-  sizes[0] += N - (N / num_clients) * num_clients;
-  std::vector<std::vector<double>> priors(n);
-  for (auto& q : priors) {
+  return detail::partition_prior_split(ds, num_clients, seed, [classes_per_client](Rng& rng, std::size_t C) {
     std::vector<std::uint32_t> cls = detail::partition_iota(C);
     detail::partition_shuffle(cls, rng);
-    q.assign(C, 0.0);
+    std::vector<double> q(C, 0.0);
     for (int j = 0; j < classes_per_client; ++j) q[cls[static_cast<std::size_t>(j)]] = 1.0 / classes_per_client;
-  }
-  return detail::partition_views(ds, detail::partition_fill_from_priors(by_class, std::move(sizes),
-                                                         detail::partition_cumulative_priors(std::move(priors), by_class), rng));
+    return q;
+  });
 }
 
 /// Label shards (McMahan et al. 2017, arXiv:1602.05629): sort by label, cut into

@@ -17,25 +17,15 @@
 #include "fedpp/core/rng.hpp"
 #include "fedpp/data/fashion_mnist.hpp"
 #include "fedpp/data/partition.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace fedpp;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("fedpp_fmnist_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : fedpp_test::TempDir {
+  TempDir() : fedpp_test::TempDir("fedpp_fmnist_test") {}
 };
 
 // Sets an environment variable for the scope, restoring the old value.

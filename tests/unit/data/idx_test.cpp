@@ -15,26 +15,15 @@
 
 #include "fedpp/core/rng.hpp"
 #include "fedpp/data/idx.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace fedpp;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh temporary folder, removed with its content at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("fedpp_idx_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : fedpp_test::TempDir {
+  TempDir() : fedpp_test::TempDir("fedpp_idx_test") {}
 };
 
 // The bytes of an unsigned-byte IDX file: magic 00 00 08 ndim, big-endian sizes, data.

@@ -11,24 +11,14 @@
 
 #include "fedpp/models/mlp.hpp"
 #include "fedpp/models/softmax_regression.hpp"
+#include "support/random.hpp"
 
 using namespace fedpp;
 
 namespace {
 
-template <typename S>
-Matrix<S> random_inputs(Index rows, Index cols, Rng& rng) {
-  Matrix<S> X(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) X(i, j) = static_cast<S>(rng.normal());
-  return X;
-}
-
-std::vector<Label> random_labels(Index m, int classes, Rng& rng) {
-  std::vector<Label> y(static_cast<std::size_t>(m));
-  for (auto& v : y) v = static_cast<Label>(rng.uniform_index(static_cast<std::uint64_t>(classes)));
-  return y;
-}
+using fedpp_test::random_inputs;
+using fedpp_test::random_labels;
 
 // Initial parameters plus noise everywhere, so biases are not zero.
 template <typename M>
