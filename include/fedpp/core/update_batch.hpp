@@ -98,6 +98,26 @@ class UpdateBatch {
   /// Per-client ids.
   [[nodiscard]] std::span<const ClientId> ids() const noexcept { return ids_; }
 
+  /// Removes the columns i for which `pred(i)` is true, keeping the order of the others.
+  template <typename Pred>
+  void remove_columns_if(Pred pred) {
+    const auto d = static_cast<std::size_t>(dim_);
+    std::size_t kept = 0;
+    const std::size_t n = ids_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (pred(static_cast<Index>(i))) continue;
+      if (kept != i) {
+        std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(i * d), d, data_.begin() + static_cast<std::ptrdiff_t>(kept * d));
+        weights_[kept] = weights_[i];
+        ids_[kept] = ids_[i];
+      }
+      ++kept;
+    }
+    data_.resize(kept * d);
+    weights_.resize(kept);
+    ids_.resize(kept);
+  }
+
   /// Sorts columns by client id (stable), so aggregation order does not depend on arrival order.
   void sort_by_id() {
     if (std::is_sorted(ids_.begin(), ids_.end())) return;

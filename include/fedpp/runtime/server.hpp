@@ -61,6 +61,8 @@ class Server {
   using Scalar = S;
   /// Evaluates a parameter vector on held-out data.
   using Evaluator = std::function<EvalResult(std::span<const S>)>;
+  /// Rewrites a round's batch of validated updates before aggregation (see set_batch_transform).
+  using BatchTransform = std::function<void(UpdateBatch<S>&, const RoundStats&)>;
 
   /// A server starting from `initial` parameters.
   explicit Server(Vector<S> initial, ServerOptions opts = {}, Agg agg = Agg(), SOpt sopt = SOpt(), Comp comp = Comp())
@@ -79,6 +81,14 @@ class Server {
 
   /// Sets the function used to evaluate the global model (e.g. on a test set).
   void set_evaluator(Evaluator e) { eval_ = std::move(e); }
+
+  /// Rewrites each round's validated batch before aggregation (simulated attacks, audits).
+  /**
+   * When set, updates are always collected into a batch (no streaming). The transform may change
+   * columns and weights but not the dimension; afterwards columns with non-finite values or bad
+   * weights are removed and counted as rejected, exactly as for received updates.
+   */
+  void set_batch_transform(BatchTransform t) { transform_ = std::move(t); }
 
   /// Runs rounds until `options().rounds` have completed or a callback asks to stop.
   template <typename T, typename... Callbacks>
@@ -121,14 +131,16 @@ class Server {
     const RoundRequest<S> req{round_, opts_.seed, as_span(std::as_const(params_))};
     st.bytes_down = static_cast<std::uint64_t>(req.bytes()) * who.size();
 
-    // Either stream into an O(d) accumulator or collect a d x m batch.
-    constexpr bool streaming = StreamingAggregator<Agg, S>;
-    std::optional<typename detail::AccumulatorOf<Agg, S, streaming>::type> acc;
+    // Either stream into an O(d) accumulator or collect a d x m batch (always a batch when a
+    // batch transform, e.g. a simulated attack, must see the whole round).
+    constexpr bool can_stream = StreamingAggregator<Agg, S>;
+    const bool stream = can_stream && !transform_;
+    std::optional<typename detail::AccumulatorOf<Agg, S, can_stream>::type> acc;
     UpdateBatch<S> batch;
-    if constexpr (streaming)
-      acc.emplace(agg_, d);
-    else
-      batch = UpdateBatch<S>(d, static_cast<Index>(who.size()));
+    if constexpr (can_stream) {
+      if (stream) acc.emplace(agg_, d);
+    }
+    if (!stream) batch = UpdateBatch<S>(d, static_cast<Index>(who.size()));
     scratch_.resize(d);
     double loss_sum = 0.0, weight_sum = 0.0;
 
@@ -146,10 +158,14 @@ class Server {
         ++st.rejected_nonfinite;
         return;
       }
-      if constexpr (streaming)
-        acc->add(as_span(std::as_const(scratch_)), r.weight);
-      else
-        batch.push_back(r.client, r.weight, as_span(std::as_const(scratch_)));
+      bool streamed = false;
+      if constexpr (can_stream) {
+        if (stream) {
+          acc->add(as_span(std::as_const(scratch_)), r.weight);
+          streamed = true;
+        }
+      }
+      if (!streamed) batch.push_back(r.client, r.weight, as_span(std::as_const(scratch_)));
       ++st.accepted;
       if (std::isfinite(r.local.train_loss)) {
         loss_sum += r.weight * r.local.train_loss;
@@ -158,11 +174,31 @@ class Server {
     });
     if (weight_sum > 0) st.train_loss = loss_sum / weight_sum;
 
+    if (transform_ && !batch.empty()) {
+      transform_(batch, st);
+      if (batch.dim() != d)
+        fail<DimensionError>("fedpp::Server::step", "the batch transform must keep the dimension " + std::to_string(d),
+                             batch.dim());
+      // Whatever the transform produced is validated like a received update.
+      const Index before = batch.size();
+      batch.remove_columns_if([&](Index i) {
+        const auto w = batch.weights()[static_cast<std::size_t>(i)];
+        return !(as_map(batch.column(i)).allFinite() && std::isfinite(w) && w >= 0);
+      });
+      const auto removed = static_cast<std::size_t>(before - batch.size());
+      st.rejected_nonfinite += removed;
+      st.accepted -= std::min(st.accepted, removed);
+    }
+
     if (st.accepted >= opts_.min_updates) {
-      if constexpr (streaming)
-        acc->finish(update_);
-      else
-        agg_.aggregate(batch, update_);
+      bool finished = false;
+      if constexpr (can_stream) {
+        if (stream) {
+          acc->finish(update_);
+          finished = true;
+        }
+      }
+      if (!finished) agg_.aggregate(batch, update_);
       if (update_.size() == d && update_.allFinite()) {
         st.update_norm = static_cast<double>(update_.template cast<double>().norm());
         (detail::call_aggregate(cbs, st, as_span(std::as_const(update_))), ...);
@@ -208,6 +244,7 @@ class Server {
   Comp comp_;
   server_state_t<SOpt, S> sopt_state_;
   Evaluator eval_;
+  BatchTransform transform_;
   EvalResult last_eval_;
   Vector<S> scratch_, update_, backup_;
   std::uint64_t round_ = 0;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "fedpp/attacks/no_attack.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/runtime/client.hpp"
 #include "fedpp/runtime/in_process.hpp"
@@ -27,11 +28,14 @@ struct SimulationOptions {
   std::uint64_t eval_every = 1;      ///< test-set evaluation period in rounds (the last round always)
   int threads = 0;                   ///< worker threads (0 = all hardware threads)
   Index eval_chunk = 1000;           ///< test samples per evaluation task
+  std::size_t byzantine = 0;         ///< number of Byzantine clients (overrides byzantine_fraction when > 0)
+  double byzantine_fraction = 0.0;   ///< fraction of clients that are Byzantine, in [0, 1)
 };
 
 namespace detail {
 
-/// Role of a policy argument: 1 aggregator, 2 local optimizer, 3 compressor, 4 server optimizer, 0 other.
+/// Role of a policy argument: 1 aggregator, 2 local optimizer, 3 compressor, 4 server optimizer,
+/// 5 attack, 0 other (a callback).
 template <typename P, typename M>
 inline constexpr int policy_kind = [] {
   using T = std::remove_cvref_t<P>;
@@ -40,6 +44,7 @@ inline constexpr int policy_kind = [] {
   else if constexpr (LocalOptimizer<T, M>) return 2;
   else if constexpr (Compressor<T, S>) return 3;
   else if constexpr (ServerOptimizer<T, S>) return 4;
+  else if constexpr (Attack<T, S>) return 5;
   else return 0;
 }();
 
@@ -79,7 +84,12 @@ auto pick_policy(Default def, Ps&... ps) {
  * @endcode
  * `run` takes policies in any order, recognised by concept: an Aggregator (default
  * WeightedMean), a LocalOptimizer (default LocalSgd), a Compressor (default Identity), a
- * ServerOptimizer (default ServerSgd); every other argument is a callback. Each run starts from
+ * ServerOptimizer (default ServerSgd), an Attack (default NoAttack); every other argument is a
+ * callback. Byzantine clients (options `byzantine` / `byzantine_fraction`, a seeded random set
+ * fixed for the whole simulation) train honestly, then the attack rewrites their updates each
+ * round after the server has validated the round's updates and before it aggregates them, seeing
+ * the honest updates of the round (the omniscient attacker of the literature); a data-level
+ * attack (DataAttack) instead relabels the Byzantine clients' data. Each run starts from
  * the same seeded initial model with fresh client state, so runs are independent and repeatable;
  * the same seed gives bit-identical results for any thread count.
  * @tparam M a Model
@@ -109,6 +119,16 @@ class Simulation {
     }
     require(opts_.threads >= 0, who, "threads must be >= 0", opts_.threads);
     require(opts_.eval_chunk >= 1, who, "eval_chunk must be >= 1", opts_.eval_chunk);
+    const std::size_t n = shards_.size();
+    std::size_t f = opts_.byzantine;
+    if (f == 0 && opts_.byzantine_fraction != 0.0) {
+      require(std::isfinite(opts_.byzantine_fraction) && opts_.byzantine_fraction > 0 && opts_.byzantine_fraction < 1,
+              who, "byzantine_fraction must be in [0, 1)", opts_.byzantine_fraction);
+      f = static_cast<std::size_t>(std::llround(opts_.byzantine_fraction * static_cast<double>(n)));
+    }
+    require(f < n, who, "byzantine must be < the number of clients " + std::to_string(n), f);
+    Rng brng = make_rng(opts_.seed, 0, server_stream, Purpose::attack);
+    byzantine_ = sample_clients(n, f, brng);
     Rng rng = make_rng(opts_.seed, 0, server_stream, Purpose::model_init);
     model_.init_params(initial_, rng);
   }
@@ -122,16 +142,22 @@ class Simulation {
     static_assert(detail::count_policy<3, M, Ps...>() <= 1, "fedpp::Simulation::run: more than one Compressor given");
     static_assert(detail::count_policy<4, M, Ps...>() <= 1,
                   "fedpp::Simulation::run: more than one ServerOptimizer given");
+    static_assert(detail::count_policy<5, M, Ps...>() <= 1, "fedpp::Simulation::run: more than one Attack given");
     auto agg = detail::pick_policy<1, M>(WeightedMean(), args...);
     auto opt = detail::pick_policy<2, M>(LocalSgd(), args...);
     auto comp = detail::pick_policy<3, M>(Identity(), args...);
     auto sopt = detail::pick_policy<4, M>(ServerSgd(), args...);
+    auto attack = detail::pick_policy<5, M>(NoAttack(), args...);
+    constexpr bool has_attack = !std::is_same_v<decltype(attack), NoAttack>;
     using ClientT = Client<M, decltype(opt), decltype(comp)>;
 
     std::vector<ClientT> clients;
     clients.reserve(shards_.size());
     for (std::size_t i = 0; i < shards_.size(); ++i)
       clients.emplace_back(static_cast<ClientId>(i), model_, shards_[i], opt, comp);
+    if constexpr (DataAttack<decltype(attack)>) {
+      for (ClientId b : byzantine_) clients[b].data().label_map = attack.label_map(model_.num_classes());
+    }
     InProcessTransport<ClientT> transport(std::move(clients), opts_.threads);
 
     ServerOptions so{opts_.rounds, opts_.fraction, opts_.clients_per_round, opts_.min_updates, opts_.seed,
@@ -139,6 +165,12 @@ class Simulation {
     Server<Scalar, decltype(agg), decltype(sopt), decltype(comp)> server(initial_, so, agg, sopt, comp);
     if (test_)
       server.set_evaluator([this, &transport](std::span<const Scalar> p) { return evaluate(p, transport.pool()); });
+    if constexpr (has_attack) {
+      if (!byzantine_.empty())
+        server.set_batch_transform([this, &attack](UpdateBatch<Scalar>& batch, const RoundStats& st) {
+          apply_attack(attack, batch, st.round);
+        });
+    }
 
     auto callbacks = std::tuple_cat(callback_ref(args)...);
     return std::apply([&](auto&... cbs) { return server.run(transport, cbs...); }, callbacks);
@@ -161,6 +193,38 @@ class Simulation {
     for (const auto& p : parts) total += p;
     return total;
   }
+
+  /// Lets `attack` rewrite the Byzantine columns of a round's batch (ids in byzantine_ids()).
+  template <typename A>
+  void apply_attack(A& attack, UpdateBatch<Scalar>& batch, std::uint64_t round) const {
+    const Index d = batch.dim();
+    UpdateBatch<Scalar> honest(d, batch.size()), byz(d, byzantine_.size());
+    std::vector<Index> byz_cols;
+    for (Index i = 0; i < batch.size(); ++i) {
+      const ClientId id = batch.ids()[static_cast<std::size_t>(i)];
+      const double w = batch.weights()[static_cast<std::size_t>(i)];
+      if (std::binary_search(byzantine_.begin(), byzantine_.end(), id)) {
+        byz.push_back(id, w, batch.column(i));
+        byz_cols.push_back(i);
+      } else {
+        honest.push_back(id, w, batch.column(i));
+      }
+    }
+    if (byz.empty()) return;
+    const AttackContext ctx{round, batch.size(), byz.size()};
+    Rng rng = make_rng(opts_.seed, round, server_stream, Purpose::attack);
+    attack.corrupt(byz, std::as_const(honest), ctx, rng);
+    if (byz.size() != static_cast<Index>(byz_cols.size()) || byz.dim() != d)
+      fail<DimensionError>("fedpp::Simulation", "an attack must keep the number and size of the Byzantine updates",
+                           byz.size());
+    for (std::size_t k = 0; k < byz_cols.size(); ++k) {
+      const auto src = byz.column(static_cast<Index>(k));
+      std::copy(src.begin(), src.end(), batch.column(byz_cols[k]).begin());
+    }
+  }
+
+  /// Ids of the Byzantine clients (sorted; empty without an attack setting).
+  [[nodiscard]] const std::vector<ClientId>& byzantine_ids() const noexcept { return byzantine_; }
 
   /// The seeded initial global model every run starts from.
   [[nodiscard]] const Vector<Scalar>& initial_params() const noexcept { return initial_; }
@@ -185,6 +249,7 @@ class Simulation {
   std::shared_ptr<const Dataset<Scalar>> test_;
   SimulationOptions opts_;
   Vector<Scalar> initial_;
+  std::vector<ClientId> byzantine_;
 };
 
 }  // namespace fedpp

@@ -150,3 +150,103 @@ TEST_CASE("MetricsWriter and ProgressPrinter report every round", "[runtime][cal
   std::remove(jsonl.c_str());
   CHECK_THROWS_AS(MetricsWriter("/nonexistent-dir/x.csv"), DataError);
 }
+
+namespace {
+
+// Records what it is shown, then replaces every Byzantine update with a constant vector.
+struct ConstantAttack {
+  float value = 1000.0f;
+  std::vector<std::size_t> honest_seen, byz_seen;
+  std::vector<ClientId> byz_ids;
+  void corrupt(UpdateBatch<float>& byz, const UpdateBatch<float>& honest, const AttackContext& ctx, Rng&) {
+    REQUIRE(ctx.num_byzantine == byz.size());
+    REQUIRE(ctx.num_clients == byz.size() + honest.size());
+    honest_seen.push_back(static_cast<std::size_t>(honest.size()));
+    byz_seen.push_back(static_cast<std::size_t>(byz.size()));
+    byz_ids.assign(byz.ids().begin(), byz.ids().end());
+    byz.matrix().setConstant(value);
+  }
+};
+static_assert(Attack<ConstantAttack, float>);
+
+// Sends NaN from every Byzantine client.
+struct NanAttack {
+  void corrupt(UpdateBatch<float>& byz, const UpdateBatch<float>&, const AttackContext&, Rng&) const {
+    byz.matrix().setConstant(std::numeric_limits<float>::quiet_NaN());
+  }
+};
+
+// Relabels everything to class 0 (data-level) and leaves updates alone.
+struct AllZeroLabels {
+  std::vector<Label> label_map(int classes) const { return std::vector<Label>(static_cast<std::size_t>(classes), 0); }
+  void corrupt(UpdateBatch<float>&, const UpdateBatch<float>&, const AttackContext&, Rng&) const {}
+};
+static_assert(DataAttack<AllZeroLabels>);
+
+// Captures the aggregate of each round.
+struct AggregateProbe {
+  std::vector<float> max_abs;
+  void on_aggregate(const RoundStats&, std::span<const float> a) {
+    float m = 0;
+    for (float v : a) m = std::max(m, std::abs(v));
+    max_abs.push_back(m);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Byzantine clients are a seeded fixed set and the attack sees the honest updates", "[runtime][Simulation][attack]") {
+  auto train = blobs<float>(400, 6, 3, 8);
+  const auto shards = contiguous_split(train, 10);
+  Simulation sim(SoftmaxRegression<float>(6, 3), shards, nullptr,
+                 {.rounds = 3, .fraction = 1.0, .seed = 4, .threads = 2, .byzantine = 3});
+  REQUIRE(sim.byzantine_ids().size() == 3);
+  Simulation same(SoftmaxRegression<float>(6, 3), shards, nullptr,
+                  {.rounds = 3, .fraction = 1.0, .seed = 4, .threads = 1, .byzantine_fraction = 0.3});
+  CHECK(same.byzantine_ids() == sim.byzantine_ids());
+
+  ConstantAttack copy;
+  AggregateProbe probe2;
+  const auto attacked = sim.run(copy, probe2);
+  // The mean of 7 honest updates and 3 constant 1000s is dominated by the attack.
+  REQUIRE(probe2.max_abs.size() == 3);
+  for (float m : probe2.max_abs) CHECK(m > 250.0f);
+  for (const auto& h : attacked.history) CHECK(h.accepted == 10);
+
+  // Without an attack the aggregate stays small.
+  AggregateProbe clean;
+  sim.run(clean);
+  for (float m : clean.max_abs) CHECK(m < 10.0f);
+  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(6, 3), shards, nullptr, {.byzantine = 10}), InvalidArgument);
+}
+
+TEST_CASE("non-finite attack output is rejected like a received update", "[runtime][Simulation][attack]") {
+  auto train = blobs<float>(400, 6, 3, 8);
+  const auto shards = contiguous_split(train, 8);
+  Simulation sim(SoftmaxRegression<float>(6, 3), shards, nullptr,
+                 {.rounds = 2, .fraction = 1.0, .seed = 1, .threads = 2, .byzantine = 2});
+  const auto r = sim.run(NanAttack{});
+  for (const auto& h : r.history) {
+    CHECK(h.rejected_nonfinite == 2);
+    CHECK(h.accepted == 6);
+    CHECK(h.applied);
+  }
+  CHECK(r.params.allFinite());
+}
+
+TEST_CASE("a data-level attack relabels only the Byzantine clients", "[runtime][Simulation][attack]") {
+  auto train = blobs<float>(600, 6, 3, 9, 3.0);
+  auto test = blobs<float>(600, 6, 3, 10, 3.0);
+  const auto shards = contiguous_split(train, 6);
+  // All clients Byzantine but one is impossible (f < n); with 5 of 6 relabelling to class 0 the
+  // model learns to predict class 0, so accuracy drops to about a third.
+  Simulation poisoned(SoftmaxRegression<float>(6, 3), shards, test,
+                      {.rounds = 10, .fraction = 1.0, .seed = 2, .threads = 2, .byzantine = 5});
+  Simulation clean(SoftmaxRegression<float>(6, 3), shards, test, {.rounds = 10, .fraction = 1.0, .seed = 2, .threads = 2});
+  const double acc_poisoned = poisoned.run(AllZeroLabels{}, LocalSgd({.lr = 0.1})).final_accuracy();
+  const double acc_clean = clean.run(LocalSgd({.lr = 0.1})).final_accuracy();
+  CHECK(acc_clean > 0.9);
+  CHECK(acc_poisoned < 0.5);
+  // Shards are untouched: a later run without the attack is clean again.
+  CHECK(poisoned.run(LocalSgd({.lr = 0.1})).final_accuracy() == acc_clean);
+}
