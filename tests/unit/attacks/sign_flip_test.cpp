@@ -1,0 +1,190 @@
+// Tests of fedpp::SignFlip: ByzFL golden value, exact own-update flips, the honest-mean source
+// against a brute-force mean, the effect on the plain mean (when c = 1 does not break it),
+// empty batches, errors and thread-count bit identity.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "fedpp/attacks/sign_flip.hpp"
+#include "fedpp/core/rng.hpp"
+
+using namespace fedpp;
+
+namespace {
+
+// A d x n batch of normal values with ids first_id, first_id + 1, ...
+template <typename S>
+UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed, ClientId first_id = 0) {
+  Matrix<S> m(d, n);
+  auto rng = make_rng(seed, 0, 0, Purpose::user);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(3.0 * rng.normal() + 0.5);
+  std::vector<ClientId> ids(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = first_id + static_cast<ClientId>(i);
+  return UpdateBatch<S>(m, {}, ids);
+}
+
+// ByzFL's attack test input: rows [1,2,3], [4,5,6], [7,8,9] as three client updates.
+template <typename S>
+UpdateBatch<S> byzfl_input() {
+  Matrix<S> m(3, 3);
+  m << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  return UpdateBatch<S>(m);
+}
+
+template <typename S>
+bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
+  return a.dim() == b.dim() && a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
+}
+
+template <typename Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no throw)";
+}
+
+struct ThreadGuard {
+  int saved = max_threads();
+  ~ThreadGuard() { set_max_threads(saved); }
+};
+
+}  // namespace
+
+static_assert(Attack<SignFlip, float> && Attack<SignFlip, double>);
+
+TEMPLATE_TEST_CASE("SignFlip::byzfl reproduces ByzFL's SignFlipping golden value", "[attacks][SignFlip]", float,
+                   double) {
+  using S = TestType;
+  const auto honest = byzfl_input<S>();
+  auto byz = random_batch<S>(3, 2, 1, 10);
+  Rng rng(0);
+  SignFlip::byzfl().corrupt(byz, honest, AttackContext{0, 5, 2}, rng);
+  for (Index c = 0; c < 2; ++c) {
+    CHECK(byz.column(c)[0] == S(-4));
+    CHECK(byz.column(c)[1] == S(-5));
+    CHECK(byz.column(c)[2] == S(-6));
+  }
+  CHECK(byz.ids()[0] == 10);
+  CHECK(byz.ids()[1] == 11);
+}
+
+TEMPLATE_TEST_CASE("SignFlip (own) multiplies each update by -c exactly", "[attacks][SignFlip]", float, double) {
+  using S = TestType;
+  const double c = GENERATE(1.0, 4.0, 10.0, 0.3);
+  const auto orig = random_batch<S>(37, 5, 2);
+  auto byz = orig;
+  const UpdateBatch<S> honest;  // not needed by the own source
+  Rng rng(0);
+  SignFlip attack(c);
+  CHECK(attack.scale() == c);
+  CHECK(attack.source() == SignFlipSource::own);
+  attack.corrupt(byz, honest, AttackContext{}, rng);
+  for (Index i = 0; i < 5; ++i)
+    for (Index j = 0; j < 37; ++j)
+      REQUIRE(byz.column(i)[static_cast<std::size_t>(j)] ==
+              static_cast<S>(-c * static_cast<double>(orig.column(i)[static_cast<std::size_t>(j)])));
+  if (c == 1.0) {
+    for (std::size_t j = 0; j < 37; ++j) CHECK(byz.column(0)[j] == -orig.column(0)[j]);
+  }
+}
+
+TEST_CASE("SignFlip default is Garfield's reverse attack (c = 10, own update)", "[attacks][SignFlip]") {
+  const SignFlip a;
+  CHECK(a.scale() == 10.0);
+  CHECK(a.source() == SignFlipSource::own);
+  const SignFlip b = SignFlip::byzfl();
+  CHECK(b.scale() == 1.0);
+  CHECK(b.source() == SignFlipSource::honest_mean);
+}
+
+TEMPLATE_TEST_CASE("SignFlip (honest_mean) writes -c times the brute-force honest mean", "[attacks][SignFlip]", float,
+                   double) {
+  using S = TestType;
+  const auto honest = random_batch<S>(4100, 9, 3);  // more than one coordinate block
+  auto byz = random_batch<S>(4100, 3, 4, 100);
+  Rng rng(0);
+  SignFlip(2.5, SignFlipSource::honest_mean).corrupt(byz, honest, AttackContext{3, 12, 3}, rng);
+  for (Index j = 0; j < 4100; ++j) {
+    double sum = 0.0;
+    for (Index i = 0; i < 9; ++i) sum += static_cast<double>(honest.column(i)[static_cast<std::size_t>(j)]);
+    const S want = static_cast<S>(-2.5 * (sum / 9.0));
+    for (Index c = 0; c < 3; ++c) REQUIRE(byz.column(c)[static_cast<std::size_t>(j)] == want);
+  }
+}
+
+TEST_CASE("SignFlip: the plain mean flips only when c > (n - f) / f", "[attacks][SignFlip]") {
+  // n = 20 clients, f = 4 Byzantine, every client's honest update equal to g.
+  const Index n = 20, f = 4, d = 3;
+  Vector<double> g(d);
+  g << 1.0, -2.0, 0.5;
+  for (double c : {1.0, 4.0, 10.0}) {
+    UpdateBatch<double> byz(d), honest(d);
+    for (Index i = 0; i < f; ++i) byz.push_back(static_cast<ClientId>(i), 1.0, as_span(g));
+    for (Index i = f; i < n; ++i) honest.push_back(static_cast<ClientId>(i), 1.0, as_span(g));
+    Rng rng(0);
+    SignFlip(c).corrupt(byz, honest, AttackContext{0, n, f}, rng);
+    Vector<double> mean = Vector<double>::Zero(d);
+    for (Index i = 0; i < f; ++i) mean += as_map(byz.column(i));
+    for (Index i = 0; i < n - f; ++i) mean += as_map(honest.column(i));
+    mean /= static_cast<double>(n);
+    const double factor = (static_cast<double>(n - f) - c * static_cast<double>(f)) / static_cast<double>(n);
+    CHECK((mean - factor * g).norm() < 1e-12);
+    CAPTURE(c, factor);
+    if (c == 1.0) CHECK(factor == Approx(0.6));   // shrinks the step, same direction
+    if (c == 4.0) CHECK(factor == Approx(0.0));   // cancels it
+    if (c == 10.0) CHECK(factor == Approx(-1.2)); // reverses it
+  }
+}
+
+TEMPLATE_TEST_CASE("SignFlip leaves an empty Byzantine batch alone", "[attacks][SignFlip]", float, double) {
+  using S = TestType;
+  UpdateBatch<S> byz(5);
+  const UpdateBatch<S> honest(5);  // empty too: no error since there is nothing to write
+  Rng rng(0);
+  SignFlip(3.0, SignFlipSource::honest_mean).corrupt(byz, honest, AttackContext{}, rng);
+  SignFlip().corrupt(byz, honest, AttackContext{}, rng);
+  CHECK(byz.empty());
+}
+
+TEST_CASE("SignFlip validates its settings and inputs", "[attacks][SignFlip]") {
+  CHECK(message_of([] { SignFlip(-1.0); }) == "fedpp::SignFlip: scale must be finite and > 0, got -1");
+  CHECK(message_of([] { SignFlip(0.0); }) == "fedpp::SignFlip: scale must be finite and > 0, got 0");
+  CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::infinity()), InvalidArgument);
+  CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
+
+  auto byz = random_batch<float>(4, 2, 1);
+  Rng rng(0);
+  const SignFlip mean_flip(1.0, SignFlipSource::honest_mean);
+  CHECK(message_of([&] { mean_flip.corrupt(byz, UpdateBatch<float>(4), AttackContext{}, rng); }) ==
+        "fedpp::SignFlip::corrupt: needs at least 1 honest update (source honest_mean), got 0");
+  const auto wrong_dim = random_batch<float>(5, 2, 2);
+  CHECK_THROWS_AS(mean_flip.corrupt(byz, wrong_dim, AttackContext{}, rng), DimensionError);
+  CHECK(message_of([&] { mean_flip.corrupt(byz, wrong_dim, AttackContext{}, rng); }) ==
+        "fedpp::SignFlip::corrupt: honest updates must have the dimension of the Byzantine updates (4), got 5");
+}
+
+TEMPLATE_TEST_CASE("SignFlip gives the same bits with 1 and 2 threads", "[attacks][SignFlip]", float, double) {
+  using S = TestType;
+  ThreadGuard guard;
+  const auto honest = random_batch<S>(100003, 7, 5);
+  const auto byz0 = random_batch<S>(100003, 3, 6, 50);
+  for (auto source : {SignFlipSource::own, SignFlipSource::honest_mean}) {
+    auto a = byz0, b = byz0;
+    Rng r1(9), r2(9);
+    set_max_threads(1);
+    SignFlip(10.0, source).corrupt(a, honest, AttackContext{0, 10, 3}, r1);
+    set_max_threads(2);
+    SignFlip(10.0, source).corrupt(b, honest, AttackContext{0, 10, 3}, r2);
+    CHECK(same_bits(a, b));
+    CHECK_FALSE(same_bits(a, byz0));
+  }
+}
