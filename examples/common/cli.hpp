@@ -43,6 +43,7 @@ class Cli {
       }
       const Spec* spec = find(a);
       if (!spec) fail("unknown flag '--" + a + "'");
+      given_.push_back(a);
       if (spec->is_flag) {
         values_[a] = "1";
         continue;
@@ -61,6 +62,14 @@ class Cli {
   double num(const std::string& name) const { return convert<double>(name); }
   /// The value as an integer.
   long long integer(const std::string& name) const { return convert<long long>(name); }
+  /// Whether the flag appeared on the command line.
+  bool given(const std::string& name) const {
+    for (const auto& g : given_)
+      if (g == name) return true;
+    return false;
+  }
+  /// Overrides a value (e.g. a preset that changes defaults the user did not set).
+  void set(const std::string& name, std::string value) { values_.at(name) = std::move(value); }
   /// Whether a boolean flag was given.
   bool on(const std::string& name) const { return values_.at(name) == "1"; }
   /// A comma-separated list of integers.
@@ -110,6 +119,7 @@ class Cli {
   std::string program_, summary_;
   std::vector<Spec> specs_;
   std::map<std::string, std::string> values_;
+  std::vector<std::string> given_;
 };
 
 }  // namespace examples

@@ -9,8 +9,8 @@
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/rng.hpp"
 
-#include "fedpp/aggregators/weighted_mean.hpp"
-#include "fedpp/attacks/no_attack.hpp"
+#include "fedpp/aggregators.hpp"
+#include "fedpp/attacks.hpp"
 #include "fedpp/compressors/identity.hpp"
 #include "fedpp/data.hpp"
 #include "fedpp/models.hpp"

@@ -1,0 +1,103 @@
+#pragma once
+/// @file nnm.hpp
+/// Nearest-neighbour mixing (NNM): a pre-aggregator that replaces each update by the mean of its
+/// n - f nearest neighbours, then hands the mixed batch to any aggregator.
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fedpp/aggregators/detail/dist_mix.hpp"
+#include "fedpp/aggregators/detail/pairwise.hpp"
+#include "fedpp/aggregators/weighted_mean.hpp"
+#include "fedpp/core/concepts.hpp"
+#include "fedpp/core/error.hpp"
+#include "fedpp/core/types.hpp"
+#include "fedpp/core/update_batch.hpp"
+
+namespace fedpp {
+
+/// Nearest-neighbour mixing before an inner rule: x_i -> mean of its n - f nearest neighbours.
+/**
+ * Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan, 2023, "Fixing by Mixing: A Recipe
+ * for Optimal Byzantine ML under Heterogeneity", AISTATS (arXiv:2302.01772).
+ * The neighbours of x_i are itself first, then the others by (squared distance, column index):
+ * the first n - f of them. Each mixed update is their mean, summed in ascending column order in
+ * double (the bits of WeightedMean(Weighting::uniform) on those columns). The mixed batch keeps
+ * the ids and weights of the input and goes to the inner rule: `Nnm<TrimmedMean>`,
+ * `Nnm<Krum>`, ... (default: WeightedMean). Requires n > f; the inner rule adds its own
+ * requirements. ByzFL's NNM(f) gives the same mixed batch (up to its unspecified tie order).
+ * Inputs must be finite. Speed: squared distances from the Gram matrix (detail/pairwise.hpp),
+ * then n means of n - f columns each (O(n (n - f) d) additions, vectorised, in cache-sized
+ * coordinate blocks, parallel over coordinates); bit-identical on any thread count.
+ * Memory: a mixed copy of the batch (n * d values) plus the n x n distance matrices.
+ * @tparam A inner aggregator (any Aggregator).
+ */
+template <typename A = WeightedMean>
+class Nnm {
+ public:
+  /// NNM for f declared Byzantine updates (f >= 0) in front of `inner`.
+  /// @throws InvalidArgument if f < 0.
+  explicit Nnm(Index f = 0, A inner = A()) : f_(require(f >= 0, name, "f must be >= 0", f)), inner_(std::move(inner)) {}
+
+  /// Declared number of Byzantine updates.
+  [[nodiscard]] Index f() const noexcept { return f_; }
+  /// The inner rule.
+  [[nodiscard]] const A& inner() const noexcept { return inner_; }
+  /// The inner rule (mutable, e.g. to reset its state).
+  [[nodiscard]] A& inner() noexcept { return inner_; }
+
+  /// For each column i, the n - f columns averaged into its mixed update (ascending).
+  /// @throws InvalidArgument on an empty batch or when n <= f.
+  template <typename S>
+  [[nodiscard]] std::vector<std::vector<Index>> neighborhoods(const UpdateBatch<S>& batch) const {
+    batch.check_nonempty(transform_name);
+    const Index n = batch.size();
+    if (n <= f_)
+      fail(transform_name, "requires n > f (n = " + std::to_string(n) + ", f = " + std::to_string(f_) + ")",
+           "n = " + std::to_string(n));
+    Matrix<double> D;
+    detail::pairwise_sq_distances(batch.data(), batch.dim(), n, D);
+    const auto k = static_cast<std::size_t>(n - f_);
+    std::vector<std::vector<Index>> lists(static_cast<std::size_t>(n));
+    std::vector<Index> order(static_cast<std::size_t>(n));
+    for (Index i = 0; i < n; ++i) {
+      std::iota(order.begin(), order.end(), Index{0});
+      std::swap(order[0], order[static_cast<std::size_t>(i)]);  // itself first
+      std::sort(order.begin() + 1, order.end(), [&](Index a, Index b) {
+        return D(i, a) < D(i, b) || (D(i, a) == D(i, b) && a < b);
+      });
+      std::vector<Index>& l = lists[static_cast<std::size_t>(i)];
+      l.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k));
+      std::sort(l.begin(), l.end());
+    }
+    return lists;
+  }
+
+  /// The mixed batch (same ids and weights, column i = mean of neighborhoods()[i]).
+  template <typename S>
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+    const auto lists = neighborhoods(batch);
+    UpdateBatch<S> out = batch;
+    detail::mix_columns(batch.data(), batch.dim(), batch.size(), lists, out.matrix().data());
+    return out;
+  }
+
+  /// Mixes the batch, then aggregates it with the inner rule.
+  template <typename S>
+  void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) {
+    inner_.aggregate(transform(batch), out);
+  }
+
+ private:
+  static constexpr const char* name = "fedpp::Nnm";
+  static constexpr const char* transform_name = "fedpp::Nnm::transform";
+  Index f_;
+  A inner_;
+};
+
+static_assert(Aggregator<Nnm<>, float> && Aggregator<Nnm<>, double>);
+
+}  // namespace fedpp

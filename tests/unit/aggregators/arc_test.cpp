@@ -1,0 +1,107 @@
+// Tests of fedpp::Arc (adaptive robust clipping): ByzFL golden value, the clipped count, a
+// brute-force reference, ties, composition, errors.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "fedpp/aggregators/arc.hpp"
+#include "fedpp/aggregators/weighted_mean.hpp"
+#include "fedpp/core/rng.hpp"
+
+using namespace fedpp;
+
+namespace {
+
+template <typename Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no throw)";
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Arc reproduces ByzFL's ARC(1)", "[aggregators][Arc]", float, double) {
+  using S = TestType;
+  Matrix<S> x(3, 3);
+  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  const UpdateBatch<S> y = Arc<>(1).transform(UpdateBatch<S>(x));
+  CHECK(y.matrix().col(0) == x.col(0));
+  CHECK(y.matrix().col(1) == x.col(1));
+  CHECK(y.matrix()(0, 2) == Approx(4.41004009).epsilon(1e-7));
+  CHECK(y.matrix()(1, 2) == Approx(5.04004582).epsilon(1e-7));
+  CHECK(y.matrix()(2, 2) == Approx(5.67005155).epsilon(1e-7));
+}
+
+TEST_CASE("Arc clips floor(2 f (n - f) / n) updates", "[aggregators][Arc]") {
+  CHECK(Arc<>(0).num_clipped(10) == 0);
+  CHECK(Arc<>(1).num_clipped(3) == 1);   // 4/3
+  CHECK(Arc<>(3).num_clipped(10) == 4);  // 42/10
+  CHECK(Arc<>(3).num_clipped(9) == 4);   // 36/9 exactly
+  CHECK(Arc<>(2).num_clipped(4) == 2);   // 8/4
+  CHECK(Arc<>(4).num_clipped(9) == 4);   // 40/9
+}
+
+TEMPLATE_TEST_CASE("Arc matches a brute-force reference, ties by column index", "[aggregators][Arc]", float, double) {
+  using S = TestType;
+  const Index d = 700, n = 10, f = 3;  // k = 4
+  Matrix<S> x(d, n);
+  auto rng = make_rng(2, 0, 0, Purpose::user);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) x(j, i) = static_cast<S>((1.0 + 0.3 * static_cast<double>(i % 7)) * rng.normal());
+  x.col(9) = x.col(2);  // equal norms: column 2 ranks before column 9
+  const UpdateBatch<S> batch(x);
+  const Arc<> arc(f);
+  const std::vector<double> scales = arc.scales(batch);
+  std::vector<long double> norm(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    long double s = 0;
+    for (Index j = 0; j < d; ++j) s += static_cast<long double>(x(j, i)) * x(j, i);
+    norm[static_cast<std::size_t>(i)] = std::sqrt(s);
+  }
+  std::vector<Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Index{0});
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
+    return norm[static_cast<std::size_t>(a)] < norm[static_cast<std::size_t>(b)];
+  });
+  const long double threshold = norm[static_cast<std::size_t>(order[static_cast<std::size_t>(n - 5)])];
+  for (Index r = 0; r < n; ++r) {
+    const auto i = static_cast<std::size_t>(order[static_cast<std::size_t>(r)]);
+    const long double expect = r >= n - 4 && norm[i] > threshold ? threshold / norm[i] : 1.0L;
+    CAPTURE(r, i);
+    CHECK(std::fabs(scales[i] - expect) <= 1e-12L);
+  }
+  const UpdateBatch<S> y = arc.transform(batch);
+  for (Index i = 0; i < n; ++i) {
+    if (scales[static_cast<std::size_t>(i)] == 1.0)
+      CHECK(std::memcmp(y.column(i).data(), batch.column(i).data(), static_cast<std::size_t>(d) * sizeof(S)) == 0);
+    else
+      CHECK(y.matrix().col(i).template cast<long double>().norm() == Approx(static_cast<double>(threshold)).epsilon(1e-6));
+  }
+  // f = 0 changes nothing; the default inner rule is the (weighted) mean of the clipped batch.
+  const UpdateBatch<S> same = Arc<>(0).transform(batch);
+  CHECK(std::memcmp(same.data(), batch.data(), static_cast<std::size_t>(d * n) * sizeof(S)) == 0);
+  Vector<S> out, ref;
+  Arc<> arc2(f);
+  arc2.aggregate(batch, out);
+  WeightedMean{}.aggregate(y, ref);
+  CHECK(std::memcmp(out.data(), ref.data(), static_cast<std::size_t>(d) * sizeof(S)) == 0);
+}
+
+TEST_CASE("Arc errors", "[aggregators][Arc]") {
+  CHECK(message_of([] { Arc<>(-1); }) == "fedpp::Arc: f must be >= 0, got -1");
+  Vector<float> out;
+  Arc<> arc(2);
+  CHECK(message_of([&] { arc.aggregate(UpdateBatch<float>(Matrix<float>::Ones(3, 2)), out); }) ==
+        "fedpp::Arc::transform: requires n > f (n = 2, f = 2), got n = 2");
+  CHECK(message_of([&] { arc.aggregate(UpdateBatch<float>(3), out); }) ==
+        "fedpp::Arc::transform: the batch holds no client updates");
+}

@@ -1,0 +1,274 @@
+// Tests of fedpp::Krum and fedpp::MultiKrum: ByzFL golden values, brute-force scores, both
+// neighbour conventions, ties, permutation invariance, breakdown, errors, thread identity.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "fedpp/aggregators/krum.hpp"
+#include "fedpp/aggregators/weighted_mean.hpp"
+#include "fedpp/core/rng.hpp"
+
+using namespace fedpp;
+
+namespace {
+
+template <typename S>
+Matrix<S> byzfl_x() {
+  Matrix<S> x(3, 3);  // columns are ByzFL's rows [1,2,3], [4,5,6], [7,8,9]
+  x << 1, 4, 7,       //
+      2, 5, 8,        //
+      3, 6, 9;
+  return x;
+}
+
+// n honest normal updates around `center` (spread sigma), d coordinates.
+template <typename S>
+Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
+  Matrix<S> m(d, n);
+  auto rng = make_rng(seed, 0, 0, Purpose::user);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
+  return m;
+}
+
+// Brute-force Krum scores: long double distances, the k smallest over j != i, sum (or mean).
+template <typename S>
+std::vector<long double> ref_scores(const Matrix<S>& x, Index k, bool mean) {
+  const Index n = x.cols();
+  std::vector<long double> out(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    std::vector<long double> dist;
+    for (Index j = 0; j < n; ++j) {
+      if (j == i) continue;
+      long double s = 0;
+      for (Index r = 0; r < x.rows(); ++r) {
+        const long double t = static_cast<long double>(x(r, i)) - static_cast<long double>(x(r, j));
+        s += t * t;
+      }
+      dist.push_back(s);
+    }
+    std::sort(dist.begin(), dist.end());
+    long double s = 0;
+    for (Index t = 0; t < k; ++t) s += dist[static_cast<std::size_t>(t)];
+    out[static_cast<std::size_t>(i)] = mean ? s / k : s;
+  }
+  return out;
+}
+
+template <typename S>
+bool same_bits(const Vector<S>& a, const Vector<S>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
+}
+
+template <typename Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no throw)";
+}
+
+struct ThreadGuard {
+  int saved = max_threads();
+  ~ThreadGuard() { set_max_threads(saved); }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Krum and MultiKrum reproduce ByzFL's golden values", "[aggregators][Krum]", float, double) {
+  using S = TestType;
+  const UpdateBatch<S> batch(byzfl_x<S>());
+  Vector<S> out;
+  Krum::byzfl(1).aggregate(batch, out);  // all three scores tie at 27: the first index wins
+  CHECK(out == byzfl_x<S>().col(0));
+  MultiKrum::byzfl(1).aggregate(batch, out);
+  REQUIRE(out.size() == 3);
+  CHECK(out(0) == S(2.5));
+  CHECK(out(1) == S(3.5));
+  CHECK(out(2) == S(4.5));
+  CHECK(Krum::byzfl(1).scores(batch) == std::vector<double>{27.0, 27.0, 27.0});
+  CHECK(MultiKrum::byzfl(1).select(batch) == std::vector<Index>{0, 1});
+}
+
+TEST_CASE("Krum's two neighbour conventions select differently where they should", "[aggregators][Krum]") {
+  // 1-D points 0, 1, 2, 10, 10.5 with f = 1: k = 2 gives scores 5, 2, 5, 64.25, 72.5 (select 1);
+  // k = 3 gives 105, 83, 69, 145.25, 162.75 (select 2).
+  Matrix<double> x(1, 5);
+  x << 0, 1, 2, 10, 10.5;
+  const UpdateBatch<double> batch(x);
+  const Krum blanchard(1);
+  CHECK(blanchard.scores(batch) == std::vector<double>{5, 2, 5, 64.25, 72.5});
+  CHECK(blanchard.select(batch) == 1);
+  const Krum byzfl_k(1, KrumNeighbors::n_minus_f_minus_1);
+  CHECK(byzfl_k.scores(batch) == std::vector<double>{105, 83, 69, 145.25, 162.75});
+  CHECK(byzfl_k.select(batch) == 2);
+  CHECK(Krum::byzfl(1).scores(batch) == std::vector<double>{35, 83.0 / 3, 23, 145.25 / 3, 162.75 / 3});
+  CHECK(Krum::byzfl(1).select(batch) == 2);
+  Vector<double> out;
+  blanchard.aggregate(batch, out);
+  CHECK(out(0) == 1.0);
+  // Multi-Krum with m = 3 keeps the three points of the cluster.
+  CHECK(MultiKrum(1, 3).select(batch) == std::vector<Index>{0, 1, 2});
+  MultiKrum(1, 3).aggregate(batch, out);
+  CHECK(out(0) == 1.0);
+  // Default m = n - f = 4 adds the closest outlier (score 64.25).
+  CHECK(MultiKrum(1).select(batch) == std::vector<Index>{0, 1, 2, 3});
+}
+
+TEMPLATE_TEST_CASE("Krum scores and selection match a brute-force reference", "[aggregators][Krum]", float, double) {
+  using S = TestType;
+  const Index n = GENERATE(5, 9, 16, 31);
+  const Index d = GENERATE(as<Index>{}, 3, 1000, 2 * detail::gram_block + 5);
+  const Index f = (n - 3) / 2;
+  const Matrix<S> x = cloud<S>(d, n, 0.3, 1.0, static_cast<std::uint64_t>(n * 1000 + d));
+  const UpdateBatch<S> batch(x);
+  for (auto nb : {KrumNeighbors::n_minus_f_minus_2, KrumNeighbors::n_minus_f_minus_1}) {
+    for (auto sc : {KrumScore::sum, KrumScore::mean}) {
+      const Krum krum(f, nb, sc);
+      const Index k = nb == KrumNeighbors::n_minus_f_minus_2 ? n - f - 2 : n - f - 1;
+      const auto ref = ref_scores(x, k, sc == KrumScore::mean);
+      const auto got = krum.scores(batch);
+      REQUIRE(got.size() == ref.size());
+      for (std::size_t i = 0; i < ref.size(); ++i) CHECK(std::fabs(got[i] - ref[i]) <= 1e-9 * ref[i]);
+      // The brute-force ranking gives the same selection whenever the best score is unambiguous.
+      std::vector<Index> order(static_cast<std::size_t>(n));
+      std::iota(order.begin(), order.end(), Index{0});
+      std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
+        return ref[static_cast<std::size_t>(a)] < ref[static_cast<std::size_t>(b)];
+      });
+      const auto o0 = static_cast<std::size_t>(order[0]), o1 = static_cast<std::size_t>(order[1]);
+      if (ref[o1] - ref[o0] > 1e-6 * ref[o0]) CHECK(krum.select(batch) == order[0]);
+      const MultiKrum mk(f, 0, nb, sc);
+      std::vector<Index> top(order.begin(), order.begin() + (n - f));
+      std::sort(top.begin(), top.end());
+      const auto b0 = static_cast<std::size_t>(order[static_cast<std::size_t>(n - f - 1)]);
+      const auto b1 = static_cast<std::size_t>(order[static_cast<std::size_t>(n - f)]);
+      if (ref[b1] - ref[b0] > 1e-6 * ref[b0]) CHECK(mk.select(batch) == top);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit; MultiKrum is the mean of its choice",
+                   "[aggregators][Krum]", float, double) {
+  using S = TestType;
+  const Index d = 3001, n = 12, f = 3;
+  const UpdateBatch<S> batch(cloud<S>(d, n, 0.0, 1.0, 5));
+  Vector<S> out;
+  const Krum krum(f);
+  krum.aggregate(batch, out);
+  const Index i = krum.select(batch);
+  CHECK(same_bits<S>(out, batch.matrix().col(i)));
+
+  const MultiKrum mk(f, 5);
+  const auto sel = mk.select(batch);
+  REQUIRE(sel.size() == 5);
+  CHECK(std::is_sorted(sel.begin(), sel.end()));
+  CHECK(sel.front() >= 0);
+  CHECK(sel.back() < n);
+  Matrix<S> chosen(d, 5);
+  for (std::size_t k = 0; k < sel.size(); ++k) chosen.col(static_cast<Index>(k)) = batch.matrix().col(sel[k]);
+  Vector<S> ref;
+  WeightedMean(Weighting::uniform).aggregate(UpdateBatch<S>(chosen), ref);
+  mk.aggregate(batch, out);
+  CHECK(same_bits(out, ref));
+  // Weights are ignored.
+  std::vector<double> w(static_cast<std::size_t>(n));
+  for (std::size_t k = 0; k < w.size(); ++k) w[k] = 1.0 + static_cast<double>(k);
+  Vector<S> weighted;
+  mk.aggregate(UpdateBatch<S>(batch.matrix(), w), weighted);
+  CHECK(same_bits(out, weighted));
+}
+
+TEMPLATE_TEST_CASE("Krum is permutation invariant (no ties)", "[aggregators][Krum]", float, double) {
+  using S = TestType;
+  const Index d = 500, n = 15, f = 4;
+  const Matrix<S> x = cloud<S>(d, n, 1.0, 1.0, 11);
+  std::vector<Index> perm(static_cast<std::size_t>(n));
+  std::iota(perm.begin(), perm.end(), Index{0});
+  auto rng = make_rng(11, 0, 1, Purpose::user);
+  for (std::size_t k = perm.size() - 1; k > 0; --k) std::swap(perm[k], perm[rng.uniform_index(k + 1)]);
+  Matrix<S> y(d, n);
+  for (Index k = 0; k < n; ++k) y.col(k) = x.col(perm[static_cast<std::size_t>(k)]);
+  Vector<S> a, b;
+  Krum(f).aggregate(UpdateBatch<S>(x), a);
+  Krum(f).aggregate(UpdateBatch<S>(y), b);
+  CHECK(a == b);
+  MultiKrum(f).aggregate(UpdateBatch<S>(x), a);
+  MultiKrum(f).aggregate(UpdateBatch<S>(y), b);
+  const S tol = std::is_same_v<S, float> ? S(1e-6) : S(1e-14);
+  CHECK((a - b).cwiseAbs().maxCoeff() <= tol);  // the same set, summed in another order
+}
+
+TEMPLATE_TEST_CASE("Krum and MultiKrum never select f huge attackers", "[aggregators][Krum][breakdown]", float,
+                   double) {
+  using S = TestType;
+  const Index d = 2000;
+  for (Index f : {Index{1}, Index{3}, Index{6}}) {
+    const Index n = 2 * f + 3;
+    Matrix<S> x = cloud<S>(d, n, 0.5, 1.0, static_cast<std::uint64_t>(f));
+    // Colluding attackers: f identical huge vectors (each other's nearest neighbours at distance 0).
+    for (Index a = 0; a < f; ++a) x.col(n - 1 - a).setConstant(S(1e6));
+    if (f > 1) x.col(0).swap(x.col(n - 1));  // one attacker first, to rule out index effects
+    const UpdateBatch<S> batch(x);
+    const Index i = Krum(f).select(batch);
+    CAPTURE(f, i);
+    CHECK(x(0, i) != S(1e6));
+    Vector<S> out;
+    MultiKrum(f).aggregate(batch, out);
+    CHECK(out.cwiseAbs().maxCoeff() < S(10));  // the mean of honest updates only
+    for (Index s : MultiKrum(f).select(batch)) CHECK(x(0, s) != S(1e6));
+  }
+}
+
+TEST_CASE("Krum and MultiKrum errors", "[aggregators][Krum]") {
+  const UpdateBatch<float> seven(Matrix<float>::Ones(4, 7));
+  Vector<float> out;
+  CHECK(message_of([&] { Krum(3).aggregate(seven, out); }) ==
+        "fedpp::Krum::aggregate: requires n >= 2f + 3 (n = 7, f = 3), got n = 7");
+  CHECK_NOTHROW(Krum(2).aggregate(seven, out));
+  CHECK(message_of([&] { Krum(4, KrumNeighbors::n_minus_f_minus_1).aggregate(seven, out); }) ==
+        "fedpp::Krum::aggregate: requires n >= 2f + 1 and n >= f + 2 (n = 7, f = 4), got n = 7");
+  CHECK_NOTHROW(Krum::byzfl(3).aggregate(seven, out));
+  const UpdateBatch<float> one(Matrix<float>::Ones(4, 1));
+  CHECK(message_of([&] { Krum::byzfl(0).aggregate(one, out); }) ==
+        "fedpp::Krum::aggregate: requires n >= 2f + 1 and n >= f + 2 (n = 1, f = 0), got n = 1");
+  CHECK(message_of([&] { Krum(-1); }) == "fedpp::Krum: f must be >= 0, got -1");
+  CHECK(message_of([&] { MultiKrum(-2); }) == "fedpp::MultiKrum: f must be >= 0, got -2");
+  CHECK(message_of([&] { MultiKrum(1, -1); }) == "fedpp::MultiKrum: m must be >= 0 (0: n - f), got -1");
+  CHECK(message_of([&] { MultiKrum(1, 8).aggregate(seven, out); }) ==
+        "fedpp::MultiKrum::aggregate: requires m <= n (m = 8, n = 7), got n = 7");
+  CHECK(message_of([&] { MultiKrum(3).aggregate(seven, out); }) ==
+        "fedpp::MultiKrum::aggregate: requires n >= 2f + 3 (n = 7, f = 3), got n = 7");
+  CHECK(message_of([&] { Krum(0).aggregate(UpdateBatch<float>(4), out); }) ==
+        "fedpp::Krum::aggregate: the batch holds no client updates");
+  CHECK(Krum(2).min_clients() == 7);
+  CHECK(Krum::byzfl(2).min_clients() == 5);
+  CHECK(Krum::byzfl(0).min_clients() == 2);
+  CHECK(MultiKrum(2).num_selected(10) == 8);
+  CHECK(MultiKrum(2, 3).num_selected(10) == 3);
+}
+
+TEMPLATE_TEST_CASE("Krum scores and MultiKrum are bit-identical on 1 and 2 threads", "[aggregators][Krum][threads]",
+                   float, double) {
+  using S = TestType;
+  ThreadGuard guard;
+  const UpdateBatch<S> batch(cloud<S>(3 * detail::gram_block + 7, 23, 0.1, 1.0, 21));
+  std::vector<std::vector<double>> scores;
+  std::vector<Vector<S>> outs;
+  for (int t : {1, 2}) {
+    set_max_threads(t);
+    scores.push_back(Krum(5).scores(batch));
+    Vector<S> out;
+    MultiKrum(5).aggregate(batch, out);
+    outs.push_back(out);
+  }
+  CHECK(std::memcmp(scores[0].data(), scores[1].data(), scores[0].size() * sizeof(double)) == 0);
+  CHECK(same_bits(outs[0], outs[1]));
+}
