@@ -13,6 +13,8 @@ packages=(
   libcereal-dev          # serialization (fedpp::serialization)
   libboost-dev           # Boost.Asio headers (fedpp::net)
   catch2                 # unit tests (Catch2 v2)
+  clang                  # libFuzzer target for the payload decoders (tests/fuzz)
+  libclang-rt-14-dev     # libFuzzer and sanitizer runtimes for clang 14
   libbenchmark-dev       # benchmarks
   dataset-fashion-mnist  # data set used by the examples and scripts/demo.sh
   gnuplot-nox            # scripts/plot.sh

@@ -11,7 +11,7 @@
 
 #include "fedpp/aggregators.hpp"
 #include "fedpp/attacks.hpp"
-#include "fedpp/compressors/identity.hpp"
+#include "fedpp/compressors.hpp"
 #include "fedpp/data.hpp"
 #include "fedpp/models.hpp"
 #include "fedpp/optimizers/local_sgd.hpp"

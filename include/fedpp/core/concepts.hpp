@@ -79,6 +79,19 @@ using compressor_state_t = decltype(std::declval<const C&>().template make_state
  * memory etc., an empty struct when none); `c.encode(x, state, rng)` returns a Payload for the
  * update `x` (span<const S>); `c.decode(payload, out)` writes the decoded update into `out`
  * (span<S> of the model dimension) and throws DecodeError on malformed input.
+ *
+ * Optional, detected by the runtime (see CompressorWithContext and StatefulDecoder below):
+ * - `c.encode(x, state, rng, ctx)` with `const RoundContext& ctx`: the round-aware overload.
+ *   Client calls it instead of the 3-argument form when it exists, with the RoundContext of the
+ *   round (global round index, run seed, client id), e.g. for a warm-up schedule that follows
+ *   the global round rather than the client's own participation count.
+ * - `c.make_decoder_state<S>(dim)` and `c.decode(payload, out, decoder_state)`: a server-side
+ *   decoder state (EF21's g_i). Server then keeps one decoder state per client id, created on
+ *   that client's first accepted payload and kept across rounds; a rejected payload leaves it
+ *   unchanged.
+ * Serialisable state (checkpoints): per-client state structs provide
+ * `template <class Archive> void serialize(Archive& ar)` listing their fields (no cereal include
+ * needed); empty state structs may omit it.
  */
 template <typename C, typename S = float>
 concept Compressor = std::copy_constructible<C> &&
@@ -87,6 +100,38 @@ concept Compressor = std::copy_constructible<C> &&
              std::span<S> out) {
       { c.encode(x, st, rng) } -> std::same_as<Payload>;
       { c.decode(p, out) } -> std::same_as<void>;
+    };
+
+/// A Compressor that also provides the round-aware `encode(x, state, rng, ctx)` overload.
+/**
+ * Client prefers this overload when it exists and passes the RoundContext of the round;
+ * otherwise it calls `encode(x, state, rng)`. Both overloads must give the same payload format.
+ */
+template <typename C, typename S = float>
+concept CompressorWithContext =
+    Compressor<C, S> && requires(const C& c, compressor_state_t<C, S>& st, std::span<const S> x, Rng& rng,
+                                 const RoundContext& ctx) {
+      { c.encode(x, st, rng, ctx) } -> std::same_as<Payload>;
+    };
+
+/// Server-side decoder state type of compressor C for scalar S (see StatefulDecoder).
+template <typename C, typename S>
+using decoder_state_t = decltype(std::declval<const C&>().template make_decoder_state<S>(Index{}));
+
+/// A Compressor whose decoding keeps per-client state on the server (e.g. EF21's g_i).
+/**
+ * Required in addition to Compressor: `c.make_decoder_state<S>(dim)` (copyable) and
+ * `c.decode(payload, out, decoder_state)`, which writes the client's update into `out`, updates
+ * `decoder_state` and throws DecodeError on malformed input. Server keeps one decoder state per
+ * client id (O(d) memory per client seen), decodes into a scratch copy and commits it only when
+ * the update is accepted.
+ */
+template <typename C, typename S = float>
+concept StatefulDecoder =
+    Compressor<C, S> && requires(const C& c, Index d) { c.template make_decoder_state<S>(d); } &&
+    std::copyable<decoder_state_t<C, S>> &&
+    requires(const C& c, const Payload& p, std::span<S> out, decoder_state_t<C, S>& dst) {
+      { c.decode(p, out, dst) } -> std::same_as<void>;
     };
 
 /// Per-client state type of local optimizer O for model M.

@@ -15,8 +15,14 @@ namespace fedpp {
 
 /// Identifies the encoding of a payload (first field of its header).
 enum class Codec : std::uint16_t {
-  dense_f32 = 1,  ///< dense float32 values
-  dense_f64 = 2,  ///< dense float64 values
+  dense_f32 = 1,     ///< dense float32 values (Identity)
+  dense_f64 = 2,     ///< dense float64 values (Identity)
+  dense_f16 = 3,     ///< dense IEEE binary16 values (Identity, half precision)
+  dense_bf16 = 4,    ///< dense bfloat16 values (Identity, bfloat16)
+  sparse = 5,        ///< indices (delta varints or bitmap) + values (TopK, RandomK, Dgc)
+  qsgd = 6,          ///< norms + bit-packed signs and levels, or Elias-coded (Qsgd)
+  sign = 7,          ///< scale + one bit per coordinate (ScaledSign)
+  sparse_qsgd = 8,   ///< sparse indices + QSGD-quantised kept values (top-k then quantisation)
 };
 
 /// Header common to every payload: codec, format version, dimension, number of coded values.

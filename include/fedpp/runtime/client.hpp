@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "fedpp/compressors/identity.hpp"
@@ -17,7 +18,13 @@ namespace fedpp {
  * On each request it copies the global model, runs `Opt::train` on its shard, computes
  * delta = local - global and encodes it with `Comp`. Optimizer and compressor state are
  * created on the client's first participation and kept across rounds. Random draws come from
- * the streams (seed, round, client id, Purpose::shuffle / Purpose::compression).
+ * the streams (seed, round, client id, Purpose::shuffle / Purpose::compression). When the
+ * compressor provides `encode(x, state, rng, ctx)` (CompressorWithContext) it is called with the
+ * round's RoundContext, otherwise `encode(x, state, rng)`.
+ * Checkpointing: the client has cereal `save`/`load` members (id, optimizer state, compressor
+ * state; empty state structs are skipped), used through fedpp/serialization/checkpoint.hpp
+ * (`save_state(client, os)` / `load_state(client, is)`); this header does not include cereal.
+ * Model, data and policies are configuration, not part of a checkpoint.
  * @tparam M    a Model
  * @tparam Opt  a LocalOptimizer for M (default LocalSgd)
  * @tparam Comp a Compressor (default Identity)
@@ -54,7 +61,10 @@ class Client {
       reply.local = opt_.train(model_, local, data_, *opt_state_, ctx, rng);
       local -= as_map(req.model);  // delta = local - global
       Rng crng = make_rng(req.seed, req.round, id_, Purpose::compression);
-      reply.payload = comp_.encode(as_span(std::as_const(local)), *comp_state_, crng);
+      if constexpr (CompressorWithContext<Comp, Scalar>)
+        reply.payload = comp_.encode(as_span(std::as_const(local)), *comp_state_, crng, ctx);
+      else
+        reply.payload = comp_.encode(as_span(std::as_const(local)), *comp_state_, crng);
     } catch (const std::exception& e) {
       reply.status = ReplyStatus::failed;
       reply.error = e.what();
@@ -81,6 +91,34 @@ class Client {
   [[nodiscard]] const std::optional<compressor_state_t<Comp, Scalar>>& compressor_state() const noexcept {
     return comp_state_;
   }
+  /// Mutable optimizer state (e.g. to restore it from a checkpoint).
+  [[nodiscard]] std::optional<local_state_t<Opt, M>>& optimizer_state() noexcept { return opt_state_; }
+  /// Mutable compressor state (e.g. to restore it from a checkpoint).
+  [[nodiscard]] std::optional<compressor_state_t<Comp, Scalar>>& compressor_state() noexcept { return comp_state_; }
+
+  /// cereal save: the id, then for each of optimizer and compressor state a presence flag and,
+  /// unless the state type is empty, the state (its `serialize` member).
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(id_);
+    save_optional(ar, opt_state_);
+    save_optional(ar, comp_state_);
+  }
+
+  /// cereal load: reverses save(); throws InvalidArgument when the checkpoint belongs to another
+  /// client id (the client is left unchanged in that case).
+  template <class Archive>
+  void load(Archive& ar) {
+    ClientId id = 0;
+    ar(id);
+    if (id != id_) fail("fedpp::Client::load", "checkpoint client id must be " + std::to_string(id_), id);
+    std::optional<local_state_t<Opt, M>> opt_state;
+    std::optional<compressor_state_t<Comp, Scalar>> comp_state;
+    load_optional(ar, opt_state, [&] { return opt_.make_state(model_); });
+    load_optional(ar, comp_state, [&] { return comp_.template make_state<Scalar>(model_.num_params()); });
+    opt_state_ = std::move(opt_state);
+    comp_state_ = std::move(comp_state);
+  }
 
  private:
   ClientId id_;
@@ -90,6 +128,25 @@ class Client {
   Comp comp_;
   std::optional<local_state_t<Opt, M>> opt_state_;
   std::optional<compressor_state_t<Comp, Scalar>> comp_state_;
+
+  template <class Archive, typename T>
+  static void save_optional(Archive& ar, const std::optional<T>& st) {
+    const bool has = st.has_value();
+    ar(has);
+    if constexpr (!std::is_empty_v<T>) {
+      if (has) ar(*st);
+    }
+  }
+
+  template <class Archive, typename T, typename Make>
+  static void load_optional(Archive& ar, std::optional<T>& st, Make make) {
+    bool has = false;
+    ar(has);
+    st.reset();
+    if (!has) return;
+    st.emplace(make());  // sized like a fresh state, then overwritten
+    if constexpr (!std::is_empty_v<T>) ar(*st);
+  }
 };
 
 }  // namespace fedpp

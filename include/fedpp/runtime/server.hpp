@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -20,6 +21,18 @@
 namespace fedpp {
 
 namespace detail {
+/// Per-client decoder states of a StatefulDecoder compressor, or an empty placeholder.
+template <typename C, typename S, bool Stateful>
+struct DecoderStatesOf {
+  struct type {};
+  struct state {};
+};
+template <typename C, typename S>
+struct DecoderStatesOf<C, S, true> {
+  using state = decoder_state_t<C, S>;
+  using type = std::map<ClientId, state>;
+};
+
 /// The streaming accumulator type of an aggregator, or an empty placeholder when it has none.
 template <typename A, typename S, bool Streaming>
 struct AccumulatorOf {
@@ -48,6 +61,14 @@ struct ServerOptions {
  * updates (counted in RoundStats, never aggregated); aggregate (streaming with O(d) memory
  * when the aggregator allows it); apply the server optimizer if the quorum is met; evaluate;
  * call the callbacks. A dropped or failing client only reduces the round's participants.
+ *
+ * Stateful decoders (StatefulDecoder, e.g. Ef21): the server keeps one decoder state per client
+ * id, created with `make_decoder_state<S>(d)` on that client's first accepted payload and kept
+ * across rounds, so memory grows by O(d) per distinct client seen. Each payload is decoded with a
+ * scratch copy of the client's state, which replaces the stored state only when the update is
+ * accepted (decodes, is finite, has a valid weight); a rejected payload leaves it unchanged. A
+ * batch transform's later removal of a column does not roll the state back (the payload itself
+ * was valid).
  * @tparam S    scalar type (float or double)
  * @tparam Agg  an Aggregator (default WeightedMean, i.e. FedAvg)
  * @tparam SOpt a ServerOptimizer (default ServerSgd)
@@ -149,7 +170,19 @@ class Server {
       if (r.status == ReplyStatus::failed) { ++st.failed; return; }
       if (r.status == ReplyStatus::dropped) { ++st.dropped; return; }
       try {
-        comp_.decode(r.payload, as_span(scratch_));
+        if constexpr (stateful_decoder) {
+          // Decode with a scratch copy of the client's state; committed below only on acceptance.
+          const auto known = decoder_states_.find(r.client);
+          if (known == decoder_states_.end())
+            decoder_scratch_ = comp_.template make_decoder_state<S>(d);
+          else if (decoder_scratch_)
+            *decoder_scratch_ = known->second;  // reuses the scratch's buffers
+          else
+            decoder_scratch_.emplace(known->second);
+          comp_.decode(r.payload, as_span(scratch_), *decoder_scratch_);
+        } else {
+          comp_.decode(r.payload, as_span(scratch_));
+        }
       } catch (const Error&) {
         ++st.rejected_malformed;
         return;
@@ -157,6 +190,13 @@ class Server {
       if (!scratch_.allFinite() || !std::isfinite(r.weight) || r.weight < 0) {
         ++st.rejected_nonfinite;
         return;
+      }
+      if constexpr (stateful_decoder) {
+        const auto known = decoder_states_.find(r.client);
+        if (known != decoder_states_.end())
+          std::swap(known->second, *decoder_scratch_);  // the old state becomes next scratch
+        else
+          decoder_states_.emplace(r.client, std::move(*decoder_scratch_));
       }
       bool streamed = false;
       if constexpr (can_stream) {
@@ -235,8 +275,22 @@ class Server {
   [[nodiscard]] const server_state_t<SOpt, S>& server_state() const noexcept { return sopt_state_; }
   /// The compressor used to decode payloads.
   [[nodiscard]] const Comp& compressor() const noexcept { return comp_; }
+  /// Per-client decoder states (StatefulDecoder compressors only; keyed by client id).
+  [[nodiscard]] const auto& decoder_states() const noexcept
+    requires StatefulDecoder<Comp, S>
+  {
+    return decoder_states_;
+  }
+  /// Mutable per-client decoder states (e.g. to restore them from a checkpoint).
+  [[nodiscard]] auto& decoder_states() noexcept
+    requires StatefulDecoder<Comp, S>
+  {
+    return decoder_states_;
+  }
 
  private:
+  static constexpr bool stateful_decoder = StatefulDecoder<Comp, S>;
+
   Vector<S> params_;
   ServerOptions opts_;
   Agg agg_;
@@ -247,6 +301,8 @@ class Server {
   BatchTransform transform_;
   EvalResult last_eval_;
   Vector<S> scratch_, update_, backup_;
+  typename detail::DecoderStatesOf<Comp, S, stateful_decoder>::type decoder_states_;
+  std::optional<typename detail::DecoderStatesOf<Comp, S, stateful_decoder>::state> decoder_scratch_;
   std::uint64_t round_ = 0;
 };
 

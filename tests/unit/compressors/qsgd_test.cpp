@@ -1,0 +1,421 @@
+// Qsgd: exact decode against a reference quantiser written from the paper's definition, unbiasedness
+// and the paper's variance, sparsity and code-length bounds, exact sizes, determinism and strict
+// validation of malformed payloads.
+#include <catch2/catch.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "fedpp/compressors/qsgd.hpp"
+
+using namespace fedpp;
+
+namespace {
+
+template <typename S>
+std::vector<S> gaussian(std::size_t d, std::uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  std::vector<S> v(d);
+  for (auto& x : v) x = static_cast<S>(scale * rng.normal());
+  return v;
+}
+
+std::size_t varint_len(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Length of the Elias omega code of k >= 1, from its recursive definition.
+std::uint64_t omega_len(std::uint64_t k) {
+  std::uint64_t n = 1;  // the final 0
+  while (k > 1) {
+    const auto w = static_cast<std::uint64_t>(std::bit_width(k));
+    n += w;
+    k = w - 1;
+  }
+  return n;
+}
+
+// Reference quantisation: norms in naive order, then the documented rounding rule, coordinate by coordinate.
+template <typename S>
+struct Reference {
+  std::vector<float> norms;
+  std::vector<std::uint32_t> level;
+  std::vector<bool> neg;
+  std::vector<S> value;
+  std::uint64_t nnz = 0;
+  std::uint64_t elias_bits = 0;
+};
+
+template <typename S>
+Reference<S> reference(const std::vector<S>& x, std::uint64_t b, std::uint32_t s, QsgdNorm kind, std::uint64_t key) {
+  Reference<S> ref;
+  const std::uint64_t d = x.size();
+  for (std::uint64_t lo = 0; lo < d; lo += b) {
+    double acc = 0;
+    for (std::uint64_t i = lo; i < std::min(d, lo + b); ++i) {
+      const double a = std::abs(static_cast<double>(x[i]));
+      acc = kind == QsgdNorm::l2 ? acc + a * a : std::max(acc, a);
+    }
+    if (kind == QsgdNorm::l2) acc = std::sqrt(acc);
+    float f = static_cast<float>(acc);
+    if (static_cast<double>(f) < acc) f = std::nextafter(f, 1e30f);
+    ref.norms.push_back(f);
+  }
+  std::uint64_t prev = 0;
+  for (std::uint64_t i = 0; i < d; ++i) {
+    const S norm = static_cast<S>(ref.norms[i / b]);
+    const S smax = static_cast<S>(s);
+    S r = norm > 0 ? std::abs(x[i]) * (smax / norm) : S(0);
+    r = std::min(r, smax);
+    const auto l = static_cast<std::uint32_t>(r);
+    const S u = detail::qsgd_unit<S>(detail::qsgd_random_bits(key, i));
+    const std::uint32_t lev = l + (u < r - static_cast<S>(l) ? 1 : 0);
+    const bool n = x[i] < 0 && lev > 0;
+    ref.level.push_back(lev);
+    ref.neg.push_back(n);
+    const S q = norm * (static_cast<S>(lev) / smax);
+    ref.value.push_back(n ? -q : q);
+    if (lev > 0) {
+      ++ref.nnz;
+      ref.elias_bits += omega_len(i + 1 - prev) + 1 + omega_len(lev);
+      prev = i + 1;
+    }
+  }
+  return ref;
+}
+
+template <typename S>
+std::vector<S> round_trip(const Qsgd& q, const std::vector<S>& x, Rng& rng, Payload* keep = nullptr) {
+  auto st = q.make_state<S>(static_cast<Index>(x.size()));
+  Payload p = q.encode(std::span<const S>(x), st, rng);
+  std::vector<S> out(x.size(), S(123));
+  q.decode(p, std::span<S>(out));
+  if (keep) *keep = std::move(p);
+  return out;
+}
+
+std::size_t prefix_bytes(std::uint64_t d, std::uint64_t count, std::uint32_t s, std::uint64_t b, std::uint64_t nb) {
+  return 2 + 1 + varint_len(d) + varint_len(count) + 1 + 1 + varint_len(s) + varint_len(b) + 4 * nb;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Qsgd decodes exactly the quantised value of the reference rule, with exact sizes",
+                   "[compressors][Qsgd]", float, double) {
+  using S = TestType;
+  struct Cfg {
+    std::size_t d;
+    std::uint32_t s;
+    Index bucket;
+    QsgdCoding coding;
+    QsgdNorm norm;
+  };
+  const std::vector<Cfg> cfgs{
+      {1000, 8, 512, QsgdCoding::packed, QsgdNorm::l2},     {1000, 8, 512, QsgdCoding::elias_omega, QsgdNorm::l2},
+      {5000, 1, 0, QsgdCoding::packed, QsgdNorm::l2},       {5000, 255, 0, QsgdCoding::packed, QsgdNorm::max},
+      {9001, 3, 7, QsgdCoding::packed, QsgdNorm::l2},       {9001, 70, 4096, QsgdCoding::elias, QsgdNorm::max},
+      {130, 1 << 24, 1, QsgdCoding::packed, QsgdNorm::l2},  {77, 16, 1000, QsgdCoding::elias_omega, QsgdNorm::l2},
+      {8192, 15, 64, QsgdCoding::packed, QsgdNorm::l2}};
+  std::uint64_t seed = 10;
+  for (const auto& c : cfgs) {
+    CAPTURE(c.d, c.s, c.bucket, static_cast<int>(c.coding), static_cast<int>(c.norm));
+    const Qsgd q(c.s, c.bucket, c.coding, c.norm);
+    auto x = gaussian<S>(c.d, ++seed);
+    x[3] = 0;  // exact zeros quantise to level 0 without a sign
+    x[4] = -0.0;
+    Rng rng(seed * 7);
+    Rng copy = rng;
+    const std::uint64_t key = copy();
+    Payload p;
+    const auto out = round_trip(q, x, rng, &p);
+    const std::uint64_t b = q.effective_bucket(c.d);
+    const auto ref = reference(x, b, c.s, c.norm, key);
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < c.d; ++i) mismatches += (out[i] != ref.value[i] || std::signbit(out[i]) != ref.neg[i]) ? 1 : 0;
+    CHECK(mismatches == 0);
+    CHECK(out[3] == 0);
+    CHECK(!std::signbit(out[4]));
+    // Exactly one 64-bit draw was taken from the Rng.
+    CHECK(rng() == copy());
+    const std::uint64_t nb = ref.norms.size();
+    if (c.coding == QsgdCoding::packed) {
+      const unsigned w = 1 + static_cast<unsigned>(std::bit_width(c.s));
+      CHECK(p.header().count == c.d);
+      CHECK(p.bytes() == prefix_bytes(c.d, c.d, c.s, b, nb) + (c.d * w + 7) / 8);
+    } else {
+      CHECK(p.header().count == ref.nnz);
+      CHECK(p.bytes() == prefix_bytes(c.d, ref.nnz, c.s, b, nb) + (ref.elias_bits + 7) / 8);
+    }
+    // The bucket norms on the wire are the reference's.
+    std::vector<float> wire(nb);
+    const std::size_t at = prefix_bytes(c.d, p.header().count, c.s, b, 0);
+    std::memcpy(wire.data(), p.data().data() + at, 4 * nb);
+    CHECK(wire == ref.norms);
+  }
+}
+
+TEMPLATE_TEST_CASE("Qsgd is unbiased: the mean of seeded draws converges to v within a CLT bound",
+                   "[compressors][Qsgd]", float, double) {
+  using S = TestType;
+  const std::size_t d = 64;
+  const int draws = 10000;
+  const auto v = gaussian<S>(d, 99);
+  for (QsgdNorm kind : {QsgdNorm::l2, QsgdNorm::max}) {
+    for (std::uint32_t s : {1u, 2u, 4u, 16u}) {
+      CAPTURE(s, static_cast<int>(kind));
+      const Qsgd q(s, Qsgd::whole_vector, QsgdCoding::packed, kind);
+      std::vector<double> sum(d, 0.0);
+      for (int t = 0; t < draws; ++t) {
+        Rng rng = make_rng(5, static_cast<std::uint64_t>(t), 0, Purpose::compression);
+        const auto out = round_trip(q, v, rng);
+        for (std::size_t i = 0; i < d; ++i) sum[i] += static_cast<double>(out[i]);
+      }
+      const auto ref = reference(v, d, s, kind, 0);
+      const double norm = ref.norms[0];
+      int violations = 0;
+      for (std::size_t i = 0; i < d; ++i) {
+        // One draw is norm/s * (l or l + 1): variance (norm/s)^2 p (1 - p). 5 standard errors.
+        const double r = std::min(std::abs(static_cast<double>(v[i])) * s / norm, double(s));
+        const double p = r - std::floor(r);
+        const double se = norm / s * std::sqrt(p * (1 - p) / draws);
+        const double tol = 5 * se + 1e-5 * norm / s;
+        violations += std::abs(sum[i] / draws - static_cast<double>(v[i])) <= tol ? 0 : 1;
+      }
+      CHECK(violations == 0);
+    }
+  }
+}
+
+TEST_CASE("Qsgd variance and sparsity stay within the paper's bounds", "[compressors][Qsgd]") {
+  const int draws = 400;
+  for (std::size_t d : {100u, 10000u}) {
+    const auto v = gaussian<double>(d, d);
+    double nv2 = 0;
+    for (double x : v) nv2 += x * x;
+    for (std::uint32_t s : {1u, 2u, 4u, 16u}) {
+      CAPTURE(d, s);
+      const Qsgd q(s, Qsgd::whole_vector);
+      double err = 0, nnz = 0;
+      for (int t = 0; t < draws; ++t) {
+        Rng rng(1000 * s + static_cast<std::uint64_t>(t));
+        const auto out = round_trip(q, v, rng);
+        for (std::size_t i = 0; i < d; ++i) {
+          err += (out[i] - v[i]) * (out[i] - v[i]);
+          nnz += out[i] != 0 ? 1 : 0;
+        }
+      }
+      err /= draws;
+      nnz /= draws;
+      const double dd = static_cast<double>(d);
+      // Paper, Lemma 3.1: E||Q(v) - v||^2 <= min(d/s^2, sqrt(d)/s) ||v||^2 and E||Q(v)||_0 <= s(s + sqrt(d)).
+      CHECK(err <= std::min(dd / (s * s), std::sqrt(dd) / s) * nv2);
+      CHECK(nnz <= s * (s + std::sqrt(dd)));
+      // And both agree with their exact expectations (so the checks above test the quantiser, not noise).
+      const double norm = reference(v, d, s, QsgdNorm::l2, 0).norms[0];
+      double exp_err = 0, exp_nnz = 0;
+      for (double x : v) {
+        const double r = std::abs(x) * s / norm, p = r - std::floor(r);
+        exp_err += norm * norm / (s * s) * p * (1 - p);
+        exp_nnz += std::floor(r) >= 1 ? 1 : p;
+      }
+      CHECK(err == Approx(exp_err).epsilon(0.1));
+      CHECK(nnz == Approx(exp_nnz).epsilon(0.1).margin(0.5));
+    }
+  }
+}
+
+TEST_CASE("Qsgd Elias omega coding with s = sqrt(d) takes at most 2.8 d + 32 bits on average",
+          "[compressors][Qsgd]") {
+  for (std::size_t d : {1024u, 4096u}) {
+    const auto s = static_cast<std::uint32_t>(std::sqrt(static_cast<double>(d)));
+    const Qsgd q(s, Qsgd::whole_vector, QsgdCoding::elias_omega);
+    const auto v = gaussian<float>(d, 3 + d);
+    double bits = 0;
+    const int draws = 50;
+    for (int t = 0; t < draws; ++t) {
+      Rng rng(static_cast<std::uint64_t>(t));
+      Payload p;
+      round_trip(q, v, rng, &p);
+      const std::size_t prefix = prefix_bytes(d, p.header().count, s, d, 1);  // includes the 4-byte norm
+      bits += 8.0 * static_cast<double>(p.bytes() - prefix) + 32;            // Code_s: norm + codes
+    }
+    CAPTURE(d, bits / draws);
+    CHECK(bits / draws <= 2.8 * static_cast<double>(d) + 32);
+  }
+}
+
+TEMPLATE_TEST_CASE("Qsgd maps zero to zero and handles empty, tiny and huge inputs", "[compressors][Qsgd]", float,
+                   double) {
+  using S = TestType;
+  for (QsgdCoding coding : {QsgdCoding::packed, QsgdCoding::elias_omega}) {
+    const Qsgd q(8, 16, coding);
+    Rng rng(1);
+    const std::vector<S> zero(40, S(0));
+    Payload p;
+    const auto out = round_trip(q, zero, rng, &p);
+    for (S v : out) CHECK((v == 0 && !std::signbit(v)));
+    if (coding == QsgdCoding::elias_omega) CHECK(p.header().count == 0);
+    const std::vector<S> empty;
+    CHECK(round_trip(q, empty, rng).empty());
+    // Tiny values: s / norm overflows float, the divide-first path keeps the result in [-norm, norm].
+    std::vector<S> tiny(40, S(0));
+    tiny[1] = std::numeric_limits<float>::denorm_min();
+    tiny[2] = -3 * std::numeric_limits<float>::denorm_min();
+    const auto t = round_trip(q, tiny, rng);
+    for (std::size_t i = 0; i < tiny.size(); ++i) {
+      CHECK(std::isfinite(t[i]));
+      CHECK(std::abs(t[i]) <= S(4) * static_cast<S>(std::numeric_limits<float>::denorm_min()));
+    }
+  }
+  // Norm beyond float32 (double input) and non-finite input are rejected at encode.
+  const Qsgd q;
+  auto st = q.make_state<S>(3);
+  Rng rng(1);
+  std::vector<S> bad{S(1), std::numeric_limits<S>::quiet_NaN(), S(2)};
+  CHECK_THROWS_WITH(q.encode(std::span<const S>(bad), st, rng), Catch::Contains("fedpp::Qsgd") && Catch::Contains("finite"));
+  bad[1] = std::numeric_limits<S>::infinity();
+  CHECK_THROWS_AS(q.encode(std::span<const S>(bad), st, rng), InvalidArgument);
+  const Qsgd qmax(8, 512, QsgdCoding::packed, QsgdNorm::max);
+  CHECK_THROWS_AS(qmax.encode(std::span<const S>(bad), st, rng), InvalidArgument);
+  if constexpr (std::is_same_v<S, double>) {
+    const std::vector<double> huge{1e300, 1.0};
+    CHECK_THROWS_WITH(q.encode(std::span<const double>(huge), st, rng), Catch::Contains("float32"));
+  }
+}
+
+TEST_CASE("Qsgd gives the same bits on 1 and 2 threads and from every kernel", "[compressors][Qsgd]") {
+  const auto x = gaussian<float>(100003, 42);
+  for (QsgdCoding coding : {QsgdCoding::packed, QsgdCoding::elias_omega}) {
+    for (Index bucket : {Index{0}, Index{512}, Index{5000}}) {
+      const Qsgd q(8, bucket, coding);
+      auto st = q.make_state<float>(100003);
+      const int saved = max_threads();
+      set_max_threads(1);
+      Rng r1(7);
+      const Payload p1 = q.encode(std::span<const float>(x), st, r1);
+      set_max_threads(2);
+      Rng r2(7);
+      const Payload p2 = q.encode(std::span<const float>(x), st, r2);
+      set_max_threads(saved);
+      CHECK(std::equal(p1.data().begin(), p1.data().end(), p2.data().begin(), p2.data().end()));
+    }
+  }
+  // Every instruction-set kernel this CPU runs (base, AVX2, AVX-512) gives the base kernel's codes and sums.
+  for (int isa = 1; isa <= detail::qsgd_isa(); ++isa) {
+    CAPTURE(isa);
+    for (float scale : {0.37f, 8.0f, 1e-3f}) {
+      std::vector<std::uint32_t> a(4095), b(4095);
+      detail::qsgd_codes_kernel<float>(0)(x.data(), 4095, scale, 8.0f, 0x1234567890abcdefULL, 4096, a.data());
+      detail::qsgd_codes_kernel<float>(isa)(x.data(), 4095, scale, 8.0f, 0x1234567890abcdefULL, 4096, b.data());
+      CHECK(a == b);
+      std::vector<double> xd(x.begin(), x.begin() + 4095);
+      detail::qsgd_codes_kernel<double>(0)(xd.data(), 4095, scale, 8.0, 99, (1ULL << 32) + 4096, a.data());
+      detail::qsgd_codes_kernel<double>(isa)(xd.data(), 4095, scale, 8.0, 99, (1ULL << 32) + 4096, b.data());
+      CHECK(a == b);
+    }
+    CHECK(detail::sum_squares(x.data(), 100003, 0) == detail::sum_squares(x.data(), 100003, isa));
+    CHECK(detail::sum_squares(x.data() + 1, 8191, 0) == detail::sum_squares(x.data() + 1, 8191, isa));
+  }
+  // Indices past 2^32 use the high bits: the counter-based draws differ from those of i mod 2^32.
+  CHECK(detail::qsgd_random_bits(5, 7) != detail::qsgd_random_bits(5, (1ULL << 32) + 7));
+}
+
+TEST_CASE("Qsgd validates its parameters", "[compressors][Qsgd]") {
+  CHECK_THROWS_WITH(Qsgd(0), Catch::Contains("fedpp::Qsgd: levels must be in [1, 16777216], got 0"));
+  CHECK_THROWS_AS(Qsgd((1u << 24) + 1), InvalidArgument);
+  CHECK_THROWS_WITH(Qsgd(4, -1), Catch::Contains("bucket_size") && Catch::Contains("got -1"));
+  CHECK_THROWS_AS(Qsgd(4, 8, static_cast<QsgdCoding>(2)), InvalidArgument);
+  CHECK_THROWS_AS(Qsgd(4, 8, QsgdCoding::packed, static_cast<QsgdNorm>(5)), InvalidArgument);
+  const Qsgd q(4, 100);
+  CHECK(q.levels() == 4);
+  CHECK(q.bucket_size() == 100);
+  CHECK(q.effective_bucket(50) == 50);
+  CHECK(q.effective_bucket(0) == 1);
+  CHECK(q.effective_bucket(1000) == 100);
+}
+
+TEST_CASE("Qsgd rejects malformed payloads with DecodeError", "[compressors][Qsgd]") {
+  const std::size_t d = 20;
+  const auto x = gaussian<float>(d, 5);
+  std::vector<float> out(d);
+  for (QsgdCoding coding : {QsgdCoding::packed, QsgdCoding::elias_omega}) {
+    CAPTURE(static_cast<int>(coding));
+    const Qsgd q(5, 8, coding);  // 3 buckets (8, 8, 4); packed fields of 4 bits (levels up to 7 representable)
+    auto st = q.make_state<float>(d);
+    Rng rng(3);
+    const Payload good = q.encode(std::span<const float>(x), st, rng);
+    const std::vector<std::uint8_t> bytes(good.data().begin(), good.data().end());
+    auto decode = [&](const std::vector<std::uint8_t>& b) { q.decode(Payload(b), std::span<float>(out)); };
+    REQUIRE_NOTHROW(decode(bytes));
+    for (std::size_t len = 0; len < bytes.size(); ++len)
+      CHECK_THROWS_AS(decode(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len))),
+                      DecodeError);
+    auto longer = bytes;
+    longer.push_back(0);
+    CHECK_THROWS_AS(decode(longer), DecodeError);
+    std::vector<float> wrong(d + 1);
+    CHECK_THROWS_WITH(q.decode(good, std::span<float>(wrong)), Catch::Contains("fedpp::Qsgd::decode") &&
+                                                                   Catch::Contains("dimension"));
+    // Layout: u16 codec, u8 version, varint dim (1 byte), varint count (1 byte), u8 coding, u8 norm kind,
+    // varint s, varint bucket, 3 float norms, body.
+    const std::size_t coding_at = 5, kind_at = 6, s_at = 7, b_at = 8, norms_at = 9, body_at = 21;
+    auto mutate = [&](std::size_t at, std::uint8_t v) {
+      auto m = bytes;
+      m[at] = v;
+      return m;
+    };
+    CHECK_THROWS_AS(decode(mutate(0, 99)), DecodeError);          // codec
+    CHECK_THROWS_AS(decode(mutate(2, 2)), DecodeError);           // version
+    CHECK_THROWS_AS(decode(mutate(3, 21)), DecodeError);          // dimension
+    CHECK_THROWS_AS(decode(mutate(coding_at, 2)), DecodeError);   // coding
+    CHECK_THROWS_AS(decode(mutate(kind_at, 2)), DecodeError);     // norm kind
+    CHECK_THROWS_AS(decode(mutate(s_at, 0)), DecodeError);        // zero levels
+    CHECK_THROWS_AS(decode(mutate(b_at, 0)), DecodeError);        // zero bucket
+    CHECK_THROWS_AS(decode(mutate(b_at, 21)), DecodeError);       // bucket > dim
+    CHECK_THROWS_AS(decode(mutate(norms_at + 3, 0x80 | bytes[norms_at + 3])), DecodeError);  // negative norm
+    {
+      auto m = bytes;  // infinite norm
+      m[norms_at] = m[norms_at + 1] = 0;
+      m[norms_at + 2] = 0x80;
+      m[norms_at + 3] = 0x7f;
+      CHECK_THROWS_AS(decode(m), DecodeError);
+    }
+    {
+      auto m = bytes;  // NaN norm
+      m[norms_at + 4] = 0;
+      m[norms_at + 5] = 0;
+      m[norms_at + 6] = 0xc0;
+      m[norms_at + 7] = 0x7f;
+      CHECK_THROWS_WITH(decode(m), Catch::Contains("finite"));
+    }
+    if (coding == QsgdCoding::packed) {
+      CHECK_THROWS_AS(decode(mutate(4, 19)), DecodeError);                 // count != dim
+      CHECK_THROWS_WITH(decode(mutate(body_at, 0x0c)), Catch::Contains("level above s"));  // field 0: level 6
+      CHECK_THROWS_WITH(decode(mutate(body_at, 0x01)), Catch::Contains("signed zero"));    // field 0: level 0, sign
+      auto m = bytes;  // s = 8: fields of 5 bits, so the body is too short
+      m[s_at] = 8;
+      CHECK_THROWS_WITH(decode(m), Catch::Contains("packed body"));
+    } else {
+      CHECK_THROWS_AS(decode(mutate(4, 21)), DecodeError);                                     // count > dim
+      CHECK_THROWS_AS(decode(mutate(4, static_cast<std::uint8_t>(bytes[4] + 1))), DecodeError);  // one more nonzero
+      CHECK_THROWS_AS(decode(mutate(s_at, 1)), DecodeError);  // levels above 1 present
+      // A gap that jumps past the dimension: omega(21) = 1 0 0 | 1 0 1 0 1 | 0, LSB-first bytes.
+      std::vector<std::uint8_t> m(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(body_at));
+      m[4] = 1;
+      detail::BitWriter bw(m);
+      bw.put_elias_omega(21);
+      bw.put_bit(false);
+      bw.put_elias_omega(1);
+      bw.finish();
+      CHECK_THROWS_WITH(decode(m), Catch::Contains("past the dimension"));
+    }
+  }
+}
