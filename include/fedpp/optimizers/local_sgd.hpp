@@ -5,12 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
+#include <string_view>
 #include <vector>
 
 #include "fedpp/core/archetypes.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/optimizers/detail/sgd_loop.hpp"
 
 namespace fedpp {
 
@@ -21,90 +22,114 @@ struct LocalSgdOptions {
   Index steps = 0;            ///< when > 0: exactly this many mini-batch steps instead of epochs
   Index batch_size = 32;      ///< mini-batch size (the last batch of an epoch may be smaller)
   double weight_decay = 0.0;  ///< L2 coefficient added to the gradient: g + wd * w
+  double momentum = 0.0;      ///< heavy-ball coefficient beta in [0, 1) (0 = plain SGD)
+  bool nesterov = false;      ///< Nesterov momentum (needs momentum > 0)
+  bool reset_momentum_each_round = true;  ///< zero the momentum buffer at the start of every round
+  double clip_norm = 0.0;     ///< clip the loss gradient to this global L2 norm (0 = off)
+  double lr_decay = 1.0;      ///< per-round decay in (0, 1]: lr_round = lr * lr_decay^round
 };
+
+/// Per-client state of LocalSgd / FedProx: the heavy-ball buffer (empty without momentum).
+template <typename S>
+struct LocalSgdState {
+  Vector<S> momentum;  ///< v, kept across rounds only with reset_momentum_each_round = false
+
+  /// cereal: the momentum buffer.
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(momentum);
+  }
+};
+
+namespace detail {
+
+/// Validates LocalSgdOptions, naming `who` in the messages.
+inline LocalSgdOptions check_local_sgd_options(const LocalSgdOptions& o, std::string_view who) {
+  require(std::isfinite(o.lr) && o.lr > 0, who, "lr must be finite and > 0", o.lr);
+  require(o.steps >= 0, who, "steps must be >= 0", o.steps);
+  if (o.steps == 0) require(o.epochs >= 1, who, "epochs must be >= 1 when steps == 0", o.epochs);
+  require(o.batch_size >= 1, who, "batch_size must be >= 1", o.batch_size);
+  require(std::isfinite(o.weight_decay) && o.weight_decay >= 0, who, "weight_decay must be finite and >= 0",
+          o.weight_decay);
+  require(std::isfinite(o.momentum) && o.momentum >= 0 && o.momentum < 1, who, "momentum must be in [0, 1)",
+          o.momentum);
+  require(!o.nesterov || o.momentum > 0, who, "nesterov needs momentum > 0", o.momentum);
+  require(std::isfinite(o.clip_norm) && o.clip_norm >= 0, who, "clip_norm must be finite and >= 0 (0 = off)",
+          o.clip_norm);
+  require(std::isfinite(o.lr_decay) && o.lr_decay > 0 && o.lr_decay <= 1, who, "lr_decay must be in (0, 1]",
+          o.lr_decay);
+  return o;
+}
+
+/// The loop settings of one round: lr * lr_decay^round and the rest of `o`.
+inline SgdLoopSettings sgd_round_settings(const LocalSgdOptions& o, std::uint64_t round) {
+  const double lr = o.lr_decay == 1.0 ? o.lr : o.lr * std::pow(o.lr_decay, static_cast<double>(round));
+  return {.lr = lr,
+          .epochs = o.epochs,
+          .steps = o.steps,
+          .batch_size = o.batch_size,
+          .weight_decay = o.weight_decay,
+          .momentum = o.momentum,
+          .nesterov = o.nesterov,
+          .clip_norm = o.clip_norm};
+}
+
+/// Applies the momentum-reset convention to a client's state before a round.
+template <typename S>
+void begin_sgd_round(const LocalSgdOptions& o, LocalSgdState<S>& st) {
+  if (o.momentum == 0.0) return;
+  if (o.reset_momentum_each_round) st.momentum.setZero();
+}
+
+}  // namespace detail
 
 /// Mini-batch SGD over the client's shard, reshuffled every epoch from the client's stream.
 /**
  * Runs `epochs` passes (or `steps` mini-batch steps, cycling through reshuffled epochs) of
- * w <- w - lr * (grad + weight_decay * w). McMahan et al., 2017 (arXiv:1602.05629), ClientUpdate.
- * Stateless across rounds (its per-client state is empty).
+ * w <- w - lr_t * d with g = clip(grad) + weight_decay * w and d = g (plain), d = v with
+ * v <- momentum * v + g (heavy ball), or d = g + momentum * v (Nesterov), where
+ * clip(grad) = grad * min(1, clip_norm / ||grad||) and lr_t = lr * lr_decay^round.
+ * McMahan et al., 2017 (arXiv:1602.05629), ClientUpdate; momentum as in PyTorch's SGD.
+ * Momentum convention: the buffer lives in the per-client state; by default
+ * (reset_momentum_each_round = true) it is zeroed at the start of each round, as in FedAvg
+ * implementations that build a fresh client optimizer every round (e.g. FL-Simulator); with
+ * false it carries over between the client's participations.
  * @throws InvalidArgument for lr <= 0, epochs < 1 (with steps == 0), steps < 0, batch_size < 1,
- *         weight_decay < 0 or any non-finite value.
+ *         weight_decay < 0, momentum outside [0, 1), nesterov without momentum, clip_norm < 0,
+ *         lr_decay outside (0, 1] or any non-finite value.
  */
 class LocalSgd {
  public:
   /// Settings type.
   using Options = LocalSgdOptions;
-  /// Per-client state: none.
-  struct State {};
+  /// Per-client state for scalar S: the momentum buffer.
+  template <typename S>
+  using State = LocalSgdState<S>;
 
   /// Builds the optimizer, validating every setting.
-  explicit LocalSgd(Options o = {}) : o_(check(o)) {}
+  explicit LocalSgd(Options o = {}) : o_(detail::check_local_sgd_options(o, "fedpp::LocalSgd")) {}
 
   /// The settings.
   [[nodiscard]] const Options& options() const noexcept { return o_; }
 
-  /// Creates the (empty) per-client state.
+  /// Creates the per-client state (a zero momentum buffer when momentum > 0, else empty).
   template <Model M>
-  [[nodiscard]] State make_state(const M& /*model*/) const noexcept {
-    return {};
+  [[nodiscard]] State<typename M::Scalar> make_state(const M& model) const {
+    State<typename M::Scalar> st;
+    if (o_.momentum != 0.0) st.momentum = Vector<typename M::Scalar>::Zero(model.num_params());
+    return st;
   }
 
   /// Trains `params` in place on `data`; returns the mean mini-batch loss and step counts.
   template <Model M>
   LocalResult train(const M& model, Vector<typename M::Scalar>& params, const DatasetView<typename M::Scalar>& data,
-                    State& /*state*/, const RoundContext& /*ctx*/, Rng& rng) const {
-    using S = typename M::Scalar;
-    LocalResult res;
-    const Index n = data.size();
-    if (n == 0) return res;
-    const Index bs = std::min(o_.batch_size, n);
-    const Index batches_per_epoch = (n + bs - 1) / bs;
-    const Index total = o_.steps > 0 ? o_.steps : batches_per_epoch * o_.epochs;
-
-    std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
-    std::iota(order.begin(), order.end(), 0u);
-    Matrix<S> X;
-    std::vector<Label> y;
-    Vector<S> grad(params.size());
-    const S lr = static_cast<S>(o_.lr);
-    const S wd = static_cast<S>(o_.weight_decay);
-    double loss_sum = 0.0;
-
-    for (Index step = 0; step < total; ++step) {
-      const Index b = step % batches_per_epoch;
-      if (b == 0) shuffle(order, rng);
-      const Index first = b * bs;
-      const Index count = std::min(bs, n - first);
-      data.gather(std::span<const std::uint32_t>(order).subspan(static_cast<std::size_t>(first),
-                                                                static_cast<std::size_t>(count)),
-                  X, y);
-      loss_sum += model.loss_and_gradient(as_span(std::as_const(params)), X, y, as_span(grad));
-      if (wd != S(0)) grad += wd * params;
-      params -= lr * grad;
-      res.samples += count;
-    }
-    res.steps = total;
-    res.train_loss = loss_sum / static_cast<double>(total);
-    return res;
+                    State<typename M::Scalar>& state, const RoundContext& ctx, Rng& rng) const {
+    detail::begin_sgd_round(o_, state);
+    return detail::sgd_loop(model, params, data, detail::sgd_round_settings(o_, ctx.round), state.momentum, rng,
+                            [](auto& /*g*/, const auto& /*w*/) {});
   }
 
  private:
-  static void shuffle(std::vector<std::uint32_t>& v, Rng& rng) {
-    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.uniform_index(i)]);
-  }
-
-  static Options check(const Options& o) {
-    constexpr std::string_view who = "fedpp::LocalSgd";
-    require(std::isfinite(o.lr) && o.lr > 0, who, "lr must be finite and > 0", o.lr);
-    require(o.steps >= 0, who, "steps must be >= 0", o.steps);
-    if (o.steps == 0) require(o.epochs >= 1, who, "epochs must be >= 1 when steps == 0", o.epochs);
-    require(o.batch_size >= 1, who, "batch_size must be >= 1", o.batch_size);
-    require(std::isfinite(o.weight_decay) && o.weight_decay >= 0, who, "weight_decay must be finite and >= 0",
-            o.weight_decay);
-    return o;
-  }
-
   Options o_;
 };
 

@@ -1,0 +1,105 @@
+#pragma once
+/// @file sgd_loop.hpp
+/// The mini-batch SGD loop shared by LocalSgd and FedProx (private helper).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "fedpp/core/concepts.hpp"
+#include "fedpp/core/dataset.hpp"
+#include "fedpp/core/messages.hpp"
+#include "fedpp/core/rng.hpp"
+#include "fedpp/core/types.hpp"
+
+namespace fedpp::detail {
+
+/// What one run of sgd_loop does (already validated by the calling optimizer).
+struct SgdLoopSettings {
+  double lr = 0.05;           ///< this round's learning rate (after decay)
+  int epochs = 1;             ///< epochs when steps == 0
+  Index steps = 0;            ///< mini-batch steps when > 0
+  Index batch_size = 32;      ///< mini-batch size
+  double weight_decay = 0.0;  ///< L2 coefficient
+  double momentum = 0.0;      ///< heavy-ball coefficient (0 = off)
+  bool nesterov = false;      ///< Nesterov variant of the momentum step
+  double clip_norm = 0.0;     ///< bound on the global norm of the loss gradient (0 = off)
+};
+
+/// Fisher-Yates shuffle of `v` from `rng`.
+inline void sgd_shuffle(std::vector<std::uint32_t>& v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.uniform_index(i)]);
+}
+
+/// Runs the mini-batch SGD loop on `params`.
+/**
+ * Per step, with g the model's mini-batch loss gradient at w:
+ *   g <- g * min(1, clip_norm / ||g||)        (only when clip_norm > 0 and ||g|| > clip_norm)
+ *   g <- g + weight_decay * w                 (only when weight_decay != 0)
+ *   correct(g, w)                             (e.g. FedProx adds mu (w - w_global))
+ *   v <- momentum * v + g;  d = nesterov ? g + momentum * v : v   (only when momentum != 0)
+ *   w <- w - lr * d
+ * @param momentum_buf the heavy-ball buffer (resized to zero when its size differs from params).
+ */
+template <Model M, typename Correct>
+LocalResult sgd_loop(const M& model, Vector<typename M::Scalar>& params,
+                     const DatasetView<typename M::Scalar>& data, const SgdLoopSettings& o,
+                     Vector<typename M::Scalar>& momentum_buf, Rng& rng, Correct&& correct) {
+  using S = typename M::Scalar;
+  LocalResult res;
+  const Index n = data.size();
+  if (n == 0) return res;
+  const Index bs = std::min(o.batch_size, n);
+  const Index batches_per_epoch = (n + bs - 1) / bs;
+  const Index total = o.steps > 0 ? o.steps : batches_per_epoch * o.epochs;
+
+  std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0u);
+  Matrix<S> X;
+  std::vector<Label> y;
+  Vector<S> grad(params.size());
+  const S lr = static_cast<S>(o.lr);
+  const S wd = static_cast<S>(o.weight_decay);
+  const S beta = static_cast<S>(o.momentum);
+  const bool use_momentum = o.momentum != 0.0;
+  if (use_momentum && momentum_buf.size() != params.size()) momentum_buf = Vector<S>::Zero(params.size());
+  double loss_sum = 0.0;
+
+  for (Index step = 0; step < total; ++step) {
+    const Index b = step % batches_per_epoch;
+    if (b == 0) sgd_shuffle(order, rng);
+    const Index first = b * bs;
+    const Index count = std::min(bs, n - first);
+    data.gather(std::span<const std::uint32_t>(order).subspan(static_cast<std::size_t>(first),
+                                                              static_cast<std::size_t>(count)),
+                X, y);
+    loss_sum += model.loss_and_gradient(as_span(std::as_const(params)), X, y, as_span(grad));
+    if (o.clip_norm > 0.0) {
+      const double norm = static_cast<double>(grad.norm());
+      if (norm > o.clip_norm) grad *= static_cast<S>(o.clip_norm / norm);
+    }
+    if (wd != S(0)) grad += wd * params;
+    correct(grad, std::as_const(params));
+    if (use_momentum) {
+      momentum_buf = beta * momentum_buf + grad;
+      if (o.nesterov) {
+        grad += beta * momentum_buf;
+        params -= lr * grad;
+      } else {
+        params -= lr * momentum_buf;
+      }
+    } else {
+      params -= lr * grad;
+    }
+    res.samples += count;
+  }
+  res.steps = total;
+  res.train_loss = loss_sum / static_cast<double>(total);
+  return res;
+}
+
+}  // namespace fedpp::detail
