@@ -72,12 +72,18 @@ class Cli {
   void set(const std::string& name, std::string value) { values_.at(name) = std::move(value); }
   /// Whether a boolean flag was given.
   bool on(const std::string& name) const { return values_.at(name) == "1"; }
+  /// A comma-separated list of words (empty items skipped).
+  std::vector<std::string> strings(const std::string& name) const {
+    std::vector<std::string> out;
+    std::stringstream ss(values_.at(name));
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!item.empty()) out.push_back(item);
+    return out;
+  }
   /// A comma-separated list of integers.
   std::vector<long long> integers(const std::string& name) const {
     std::vector<long long> out;
-    std::stringstream ss(values_.at(name));
-    for (std::string item; std::getline(ss, item, ',');) {
-      if (item.empty()) continue;
+    for (const std::string& item : strings(name)) {
       std::istringstream is(item);
       long long v;
       if (!(is >> v) || !is.eof()) fail("flag '--" + name + "' expects comma-separated integers, got '" + values_.at(name) + "'");

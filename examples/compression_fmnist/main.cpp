@@ -26,14 +26,6 @@ namespace {
 
 using S = float;
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 struct Outcome {
   std::string method;
   double final_acc = 0, best_acc = 0, seconds = 0;
@@ -91,7 +83,7 @@ int run_all(const examples::Cli& cli, const M& model, const fedpp::FashionMnist<
   }
 
   std::vector<Outcome> outcomes;
-  for (const std::string& method : split_list(cli.str("methods"))) {
+  for (const std::string& method : cli.strings("methods")) {
     fedpp::RunResult<S> r;
     const auto t0 = std::chrono::steady_clock::now();
     if (method == "dense") {

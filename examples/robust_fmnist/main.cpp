@@ -28,14 +28,6 @@ namespace {
 
 using S = float;
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // The rules compared, by name; f is the declared number of Byzantine clients.
 const std::vector<std::pair<std::string, std::function<fedpp::AnyAggregator<S>(fedpp::Index)>>>& rules() {
   using A = fedpp::AnyAggregator<S>;
@@ -99,8 +91,8 @@ int run_all(const examples::Cli& cli, M model, const std::shared_ptr<const fedpp
   std::vector<std::string> rule_names, attack_names;
   for (const auto& [name, make] : rules()) rule_names.push_back(name);
   for (const auto& [name, make] : attacks()) attack_names.push_back(name);
-  if (cli.str("rules") != "all") rule_names = split_list(cli.str("rules"));
-  if (cli.str("attacks") != "all") attack_names = split_list(cli.str("attacks"));
+  if (cli.str("rules") != "all") rule_names = cli.strings("rules");
+  if (cli.str("attacks") != "all") attack_names = cli.strings("attacks");
   auto find_rule = [](const std::string& n) {
     for (const auto& [name, make] : rules())
       if (name == n) return make;
