@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "fmnist.hpp"
 
 namespace {
 
@@ -184,34 +185,14 @@ int main(int argc, char** argv) {
       .option("seed", "1", "seed of every random stream")
       .option("threads", "0", "worker threads (0 = all cores)")
       .option("eval-every", "10", "evaluate on the test set every N rounds (and the last)")
-      .option("train-limit", "0", "use only the first N training images (0 = all)")
-      .option("test-limit", "0", "use only the first N test images (0 = all)")
       .option("csv", "", "write the accuracy curve of every method to this CSV file")
-      .option("markdown", "", "also write the summary table to this file")
-      .option("data-dir", "", "Fashion-MNIST directory (default: FEDPP_FASHION_MNIST_DIR or the Debian path)");
-  cli.parse(argc, argv);
+      .option("markdown", "", "also write the summary table to this file");
+  examples::data_options(cli).parse(argc, argv);
   try {
-    std::size_t train_limit = static_cast<std::size_t>(cli.integer("train-limit"));
-    std::size_t test_limit = static_cast<std::size_t>(cli.integer("test-limit"));
-    if (cli.on("quick")) {
-      if (!cli.given("train-limit")) train_limit = 20000;
-      if (!cli.given("test-limit")) test_limit = 2000;
-      if (!cli.given("rounds")) cli.set("rounds", "60");
-    }
-    const std::string dir = cli.str("data-dir").empty() ? fedpp::default_fashion_mnist_dir() : cli.str("data-dir");
-    const auto data = fedpp::load_fashion_mnist<S>(dir, train_limit ? train_limit : fedpp::all_samples,
-                                                   test_limit ? test_limit : fedpp::all_samples);
-    const fedpp::Index in = data.train->dim();
-    const int classes = data.train->num_classes;
-    if (cli.str("model") == "softmax") return run_all(cli, fedpp::SoftmaxRegression<S>(in, classes), data);
-    if (cli.str("model") == "mlp") {
-      std::vector<fedpp::Index> sizes{in};
-      for (long long h : cli.integers("hidden")) sizes.push_back(h);
-      sizes.push_back(classes);
-      return run_all(cli, fedpp::Mlp<S>(sizes), data);
-    }
-    std::cerr << "compression_fmnist: --model must be softmax or mlp\n";
-    return 2;
+    if (cli.on("quick") && !cli.given("rounds")) cli.set("rounds", "60");
+    const auto data = examples::load_fmnist<S>(cli, 20000, 2000);
+    return examples::with_model(cli, data, "compression_fmnist",
+                                [&](const auto& model) { return run_all(cli, model, data); });
   } catch (const fedpp::Error& e) {
     std::cerr << "compression_fmnist: " << e.what() << "\n";
     return 1;

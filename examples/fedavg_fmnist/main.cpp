@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "fmnist.hpp"
 
 namespace {
 
@@ -104,17 +105,7 @@ int main(int argc, char** argv) {
   try {
     const auto data = cli.str("data-dir").empty() ? fedpp::load_fashion_mnist<float>()
                                                   : fedpp::load_fashion_mnist<float>(cli.str("data-dir"));
-    const fedpp::Index in = data.train->dim();
-    const int classes = data.train->num_classes;
-    if (cli.str("model") == "softmax") return run(cli, fedpp::SoftmaxRegression<float>(in, classes), data);
-    if (cli.str("model") == "mlp") {
-      std::vector<fedpp::Index> sizes{in};
-      for (long long h : cli.integers("hidden")) sizes.push_back(h);
-      sizes.push_back(classes);
-      return run(cli, fedpp::Mlp<float>(sizes), data);
-    }
-    std::cerr << "fedavg_fmnist: --model must be mlp or softmax, got " << cli.str("model") << "\n";
-    return 2;
+    return examples::with_model(cli, data, "fedavg_fmnist", [&](const auto& model) { return run(cli, model, data); });
   } catch (const fedpp::Error& e) {
     std::cerr << "fedavg_fmnist: " << e.what() << "\n";
     return 1;

@@ -144,6 +144,13 @@ using local_state_t = decltype(std::declval<const O&>().make_state(std::declval<
  * (momentum buffers, control variates; an empty struct when none), created on the client's
  * first participation and kept across rounds; `o.train(m, params, data, state, ctx, rng)`
  * updates `params` (Vector<S>, the global model on entry) in place and returns a LocalResult.
+ *
+ * Optional, detected by the runtime:
+ * - `o.train(m, params, data, state, ctx, rng, exchange)` with a `LocalExchange<S>&` (see
+ *   ExchangingLocalOptimizer): Client calls it instead of the 6-argument form, handing over the
+ *   server optimizer's broadcast and sending back `exchange.reply` (SCAFFOLD).
+ * - `o.paired_server()`: the ServerOptimizer the algorithm needs on the server (SCAFFOLD's,
+ *   FedDyn's); Simulation::run uses it when no server optimizer is given.
  */
 template <typename O, typename M>
 concept LocalOptimizer = Model<M> && std::copy_constructible<O> &&
@@ -154,6 +161,20 @@ concept LocalOptimizer = Model<M> && std::copy_constructible<O> &&
       { o.train(m, params, data, st, ctx, rng) } -> std::same_as<LocalResult>;
     };
 
+/// A LocalOptimizer that also exchanges vectors with its server optimizer (SCAFFOLD's control variates).
+/**
+ * Required in addition: `o.train(m, params, data, state, ctx, rng, exchange)` with
+ * `LocalExchange<S>& exchange`; `exchange.received` is RoundRequest::aux, and a non-empty
+ * `exchange.reply` (of the model's dimension) goes back in Reply::aux, dense in S.
+ */
+template <typename O, typename M>
+concept ExchangingLocalOptimizer =
+    LocalOptimizer<O, M> &&
+    requires(const O& o, const M& m, Vector<typename M::Scalar>& params, const DatasetView<typename M::Scalar>& data,
+             local_state_t<O, M>& st, const RoundContext& ctx, Rng& rng, LocalExchange<typename M::Scalar>& ex) {
+      { o.train(m, params, data, st, ctx, rng, ex) } -> std::same_as<LocalResult>;
+    };
+
 /// Server state type of server optimizer O for scalar S.
 template <typename O, typename S>
 using server_state_t = decltype(std::declval<const O&>().template make_state<S>(Index{}));
@@ -161,15 +182,75 @@ using server_state_t = decltype(std::declval<const O&>().template make_state<S>(
 /// Applies the aggregated client update to the global model.
 /**
  * Required, for `const O o`: `o.make_state<S>(dim)` returns the server-side state (moments;
- * empty when none); `o.step(params, update, state, round)` moves `params` given the
- * aggregated update (local - global, averaged by the aggregator).
+ * empty when none), and one of
+ * - `o.step(params, update, state, round)` with `std::uint64_t round`, or
+ * - `o.step(params, update, state, ctx)` with `const ServerContext& ctx` (round, number of
+ *   clients N, accepted updates; see ServerOptimizerWithContext), preferred when both exist,
+ * which moves `params` given the aggregated update (local - global, averaged by the aggregator).
+ *
+ * Optional, detected by Server:
+ * - `o.observe(state, u)` with `const ClientUpdateView<S>& u` (ObservingServerOptimizer): called
+ *   once per accepted update of a round, in client-id order, before step() — also in a round whose
+ *   quorum fails (step() is then skipped), since the clients' own state has moved on.
+ * - `o.needs_aux()` returning true: each reply must carry a Reply::aux of the model's dimension
+ *   with finite values, else the update is rejected; observe() then sees it in `u.aux`.
+ * - `o.broadcast(state)` returning something convertible to `std::span<const S>`
+ *   (BroadcastingServerOptimizer): sent to every participant with the model (RoundRequest::aux).
  */
 template <typename O, typename S = float>
 concept ServerOptimizer = std::copy_constructible<O> &&
     requires(const O& o, Index d) { o.template make_state<S>(d); } &&
-    requires(const O& o, Vector<S>& params, const Vector<S>& update, server_state_t<O, S>& st, std::uint64_t round) {
+    (requires(const O& o, Vector<S>& params, const Vector<S>& update, server_state_t<O, S>& st, std::uint64_t round) {
       { o.step(params, update, st, round) } -> std::same_as<void>;
+    } || requires(const O& o, Vector<S>& params, const Vector<S>& update, server_state_t<O, S>& st,
+                  const ServerContext& ctx) {
+      { o.step(params, update, st, ctx) } -> std::same_as<void>;
+    });
+
+/// A ServerOptimizer whose step takes the round's ServerContext (it needs N or the accepted count).
+template <typename O, typename S = float>
+concept ServerOptimizerWithContext =
+    ServerOptimizer<O, S> && requires(const O& o, Vector<S>& params, const Vector<S>& update,
+                                      server_state_t<O, S>& st, const ServerContext& ctx) {
+      { o.step(params, update, st, ctx) } -> std::same_as<void>;
     };
+
+/// A ServerOptimizer that sees every accepted client update (FedDyn's dual sum, SCAFFOLD's c).
+template <typename O, typename S = float>
+concept ObservingServerOptimizer =
+    ServerOptimizer<O, S> && requires(const O& o, server_state_t<O, S>& st, const ClientUpdateView<S>& u) {
+      { o.observe(st, u) } -> std::same_as<void>;
+    };
+
+/// A ServerOptimizer that sends a vector to the participants with the model (SCAFFOLD's c).
+template <typename O, typename S = float>
+concept BroadcastingServerOptimizer =
+    ServerOptimizer<O, S> && requires(const O& o, const server_state_t<O, S>& st) {
+      { o.broadcast(st) } -> std::convertible_to<std::span<const S>>;
+    };
+
+namespace detail {
+
+/// Whether server optimizer O requires each reply's Reply::aux (its `needs_aux()` returns true).
+template <typename O>
+constexpr bool server_needs_aux(const O& o) {
+  if constexpr (requires { { o.needs_aux() } -> std::convertible_to<bool>; })
+    return o.needs_aux();
+  else
+    return false;
+}
+
+/// Calls the ServerContext form of `o.step` when it exists, else the round form.
+template <typename O, typename S>
+void server_step(const O& o, Vector<S>& params, const Vector<S>& update, server_state_t<O, S>& st,
+                 const ServerContext& ctx) {
+  if constexpr (ServerOptimizerWithContext<O, S>)
+    o.step(params, update, st, ctx);
+  else
+    o.step(params, update, st, ctx.round);
+}
+
+}  // namespace detail
 
 /// Byzantine behaviour in simulation: rewrites the updates of the Byzantine participants.
 /**

@@ -55,9 +55,10 @@ struct RoundRequest {
   std::uint64_t round = 0;      ///< round index, from 0
   std::uint64_t seed = 0;       ///< run seed
   std::span<const S> model;     ///< current global parameters
+  std::span<const S> aux{};     ///< the server optimizer's broadcast (SCAFFOLD's control variate c); empty when none
 
-  /// Bytes the request takes on the wire (dense model plus a small fixed header).
-  [[nodiscard]] std::size_t bytes() const noexcept { return 24 + model.size() * sizeof(S); }
+  /// Bytes the request takes on the wire (dense model and broadcast plus a small fixed header).
+  [[nodiscard]] std::size_t bytes() const noexcept { return 24 + (model.size() + aux.size()) * sizeof(S); }
 };
 
 /// How a client's participation in a round ended.
@@ -72,9 +73,39 @@ struct Reply {
   ClientId client = 0;                  ///< who answered
   ReplyStatus status = ReplyStatus::ok; ///< whether `payload` is usable
   Payload payload;                      ///< encoded update (local - global)
+  Payload aux{};                        ///< the local optimizer's extra vector, dense (SCAFFOLD's delta c_i); empty when none
   double weight = 0.0;                  ///< aggregation weight (local sample count)
   LocalResult local;                    ///< training summary
   std::string error;                    ///< what went wrong when status != ok
+};
+
+/// What a coupled local optimizer exchanges with its server optimizer in one round.
+/**
+ * `received` is the server optimizer's broadcast (RoundRequest::aux, e.g. SCAFFOLD's server
+ * control variate); the optimizer may fill `reply` with one vector of the model's dimension that
+ * travels back dense in Reply::aux (e.g. SCAFFOLD's control-variate change). Left empty, nothing
+ * extra is sent.
+ */
+template <typename S>
+struct LocalExchange {
+  std::span<const S> received;  ///< what the server optimizer broadcast this round (empty when nothing)
+  Vector<S> reply;              ///< what to send back besides the update (left empty for nothing)
+};
+
+/// What the server tells a server optimizer about the round it applies.
+struct ServerContext {
+  std::uint64_t round = 0;      ///< round index, from 0
+  std::size_t num_clients = 0;  ///< clients in the federation (N), participating or not
+  std::size_t accepted = 0;     ///< updates that reached the aggregator this round
+};
+
+/// One accepted client update, as an observing server optimizer sees it (see ObservingServerOptimizer).
+template <typename S>
+struct ClientUpdateView {
+  ClientId client = 0;          ///< whose update
+  double weight = 0.0;          ///< its aggregation weight
+  std::span<const S> update;    ///< the decoded update (local - global), after any batch transform
+  std::span<const S> aux;       ///< the decoded Reply::aux (empty unless the optimizer needs it)
 };
 
 }  // namespace fedpp

@@ -45,9 +45,7 @@ class FedProx {
   /// Creates the per-client state (a zero momentum buffer when momentum > 0, else empty).
   template <Model M>
   [[nodiscard]] State<typename M::Scalar> make_state(const M& model) const {
-    State<typename M::Scalar> st;
-    if (o_.sgd.momentum != 0.0) st.momentum = Vector<typename M::Scalar>::Zero(model.num_params());
-    return st;
+    return detail::fresh_sgd_state<typename M::Scalar>(o_.sgd, model.num_params());
   }
 
   /// Trains `params` in place on `data` with the proximal term around their value on entry.
@@ -57,12 +55,12 @@ class FedProx {
     using S = typename M::Scalar;
     detail::begin_sgd_round(o_.sgd, state);
     const auto settings = detail::sgd_round_settings(o_.sgd, ctx.round);
-    if (o_.mu == 0.0)
-      return detail::sgd_loop(model, params, data, settings, state.momentum, rng, [](auto&, const auto&) {});
+    if (o_.mu == 0.0) return detail::sgd_loop(model, params, data, settings, state.momentum, rng, detail::StepTerms<>{});
     const Vector<S> global = params;
     const S mu = static_cast<S>(o_.mu);
+    auto prox = [&](Vector<S>& g, const Vector<S>& w) { g += mu * (w - global); };
     return detail::sgd_loop(model, params, data, settings, state.momentum, rng,
-                            [&](Vector<S>& g, const Vector<S>& w) { g += mu * (w - global); });
+                            detail::StepTerms<detail::PlainGradient, detail::NoTerm, decltype(prox)>{{}, {}, prox});
   }
 
  private:

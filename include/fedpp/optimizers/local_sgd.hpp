@@ -74,11 +74,29 @@ inline SgdLoopSettings sgd_round_settings(const LocalSgdOptions& o, std::uint64_
           .clip_norm = o.clip_norm};
 }
 
+/// A fresh momentum buffer for `o`: d zeros when momentum > 0, else empty.
+template <typename S>
+Vector<S> momentum_buffer(const LocalSgdOptions& o, Index d) {
+  return o.momentum != 0.0 ? Vector<S>::Zero(d) : Vector<S>();
+}
+
+/// A fresh LocalSgdState for `o` over d parameters.
+template <typename S>
+LocalSgdState<S> fresh_sgd_state(const LocalSgdOptions& o, Index d) {
+  return {momentum_buffer<S>(o, d)};
+}
+
+/// Applies the momentum-reset convention to a client's momentum buffer before a round.
+template <typename S>
+void begin_sgd_round(const LocalSgdOptions& o, Vector<S>& momentum) {
+  if (o.momentum == 0.0) return;
+  if (o.reset_momentum_each_round) momentum.setZero();
+}
+
 /// Applies the momentum-reset convention to a client's state before a round.
 template <typename S>
 void begin_sgd_round(const LocalSgdOptions& o, LocalSgdState<S>& st) {
-  if (o.momentum == 0.0) return;
-  if (o.reset_momentum_each_round) st.momentum.setZero();
+  begin_sgd_round(o, st.momentum);
 }
 
 }  // namespace detail
@@ -115,9 +133,7 @@ class LocalSgd {
   /// Creates the per-client state (a zero momentum buffer when momentum > 0, else empty).
   template <Model M>
   [[nodiscard]] State<typename M::Scalar> make_state(const M& model) const {
-    State<typename M::Scalar> st;
-    if (o_.momentum != 0.0) st.momentum = Vector<typename M::Scalar>::Zero(model.num_params());
-    return st;
+    return detail::fresh_sgd_state<typename M::Scalar>(o_, model.num_params());
   }
 
   /// Trains `params` in place on `data`; returns the mean mini-batch loss and step counts.
@@ -126,7 +142,7 @@ class LocalSgd {
                     State<typename M::Scalar>& state, const RoundContext& ctx, Rng& rng) const {
     detail::begin_sgd_round(o_, state);
     return detail::sgd_loop(model, params, data, detail::sgd_round_settings(o_, ctx.round), state.momentum, rng,
-                            [](auto& /*g*/, const auto& /*w*/) {});
+                            detail::StepTerms<>{});
   }
 
  private:

@@ -20,7 +20,8 @@ namespace fedpp {
  * created on the client's first participation and kept across rounds. Random draws come from
  * the streams (seed, round, client id, Purpose::shuffle / Purpose::compression). When the
  * compressor provides `encode(x, state, rng, ctx)` (CompressorWithContext) it is called with the
- * round's RoundContext, otherwise `encode(x, state, rng)`.
+ * round's RoundContext, otherwise `encode(x, state, rng)`. An ExchangingLocalOptimizer (SCAFFOLD)
+ * gets the request's RoundRequest::aux and its reply vector goes back dense in Reply::aux.
  * Checkpointing: the client has cereal `save`/`load` members (id, optimizer state, compressor
  * state; empty state structs are skipped), used through fedpp/serialization/checkpoint.hpp
  * (`save_state(client, os)` / `load_state(client, is)`); this header does not include cereal.
@@ -58,7 +59,21 @@ class Client {
       Vector<Scalar> local = as_map(req.model);
       const RoundContext ctx{req.round, req.seed, id_};
       Rng rng = make_rng(req.seed, req.round, id_, Purpose::shuffle);
-      reply.local = opt_.train(model_, local, data_, *opt_state_, ctx, rng);
+      if constexpr (ExchangingLocalOptimizer<Opt, M>) {
+        LocalExchange<Scalar> ex{req.aux, {}};
+        reply.local = opt_.train(model_, local, data_, *opt_state_, ctx, rng, ex);
+        if (ex.reply.size() > 0) {
+          if (ex.reply.size() != model_.num_params())
+            fail<DimensionError>("fedpp::Client::handle", "the optimizer's exchange reply must have num_params " +
+                                                              std::to_string(model_.num_params()) + " entries",
+                                 ex.reply.size());
+          Identity::State none;
+          Rng unused(0);
+          reply.aux = Identity().encode(as_span(std::as_const(ex.reply)), none, unused);
+        }
+      } else {
+        reply.local = opt_.train(model_, local, data_, *opt_state_, ctx, rng);
+      }
       local -= as_map(req.model);  // delta = local - global
       Rng crng = make_rng(req.seed, req.round, id_, Purpose::compression);
       if constexpr (CompressorWithContext<Comp, Scalar>)
@@ -69,6 +84,7 @@ class Client {
       reply.status = ReplyStatus::failed;
       reply.error = e.what();
       reply.payload = Payload();
+      reply.aux = Payload();
     }
     return reply;
   }

@@ -3,12 +3,14 @@
 /// The federated server: samples clients, collects and validates their updates, aggregates
 /// them and applies the server optimizer, round after round, over any Transport.
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/compressors/identity.hpp"
@@ -61,6 +63,14 @@ struct ServerOptions {
  * updates (counted in RoundStats, never aggregated); aggregate (streaming with O(d) memory
  * when the aggregator allows it); apply the server optimizer if the quorum is met; evaluate;
  * call the callbacks. A dropped or failing client only reduces the round's participants.
+ *
+ * Coupled server optimizers (SCAFFOLD, FedDyn; see ServerOptimizer): a broadcast
+ * (`broadcast(state)`) goes to every participant with the model and counts in bytes_down; with
+ * `needs_aux()` each reply's Reply::aux must decode (dense, the model's dimension) to finite values,
+ * else the update is rejected like a malformed or non-finite one; `observe(state, update)` sees every
+ * accepted update in client-id order (after the batch transform when one is set); step() gets the
+ * ServerContext (round, number of clients N, accepted updates) when it takes one. Reply::aux bytes
+ * count in bytes_up.
  *
  * Stateful decoders (StatefulDecoder, e.g. Ef21): the server keeps one decoder state per client
  * id, created with `make_decoder_state<S>(d)` on that client's first accepted payload and kept
@@ -149,7 +159,13 @@ class Server {
     st.participants = who.size();
     (detail::call_round_begin(cbs, st), ...);
 
-    const RoundRequest<S> req{round_, opts_.seed, as_span(std::as_const(params_))};
+    RoundRequest<S> req{round_, opts_.seed, as_span(std::as_const(params_)), {}};
+    if constexpr (BroadcastingServerOptimizer<SOpt, S>) {
+      req.aux = std::span<const S>(sopt_.broadcast(std::as_const(sopt_state_)));
+      if (!req.aux.empty() && static_cast<Index>(req.aux.size()) != d)
+        fail<DimensionError>("fedpp::Server::step", "the server optimizer's broadcast must have the model's " +
+                                                        std::to_string(d) + " entries", req.aux.size());
+    }
     st.bytes_down = static_cast<std::uint64_t>(req.bytes()) * who.size();
 
     // Either stream into an O(d) accumulator or collect a d x m batch (always a batch when a
@@ -164,9 +180,15 @@ class Server {
     if (!stream) batch = UpdateBatch<S>(d, static_cast<Index>(who.size()));
     scratch_.resize(d);
     double loss_sum = 0.0, weight_sum = 0.0;
+    // Observing server optimizers see each accepted update: at once, or after the batch transform
+    // when there is one (they must see what is aggregated). needs_aux: each reply's aux is decoded.
+    const bool needs_aux = detail::server_needs_aux(sopt_);
+    const bool defer_observe = static_cast<bool>(transform_);
+    if (needs_aux) aux_scratch_.resize(d);
+    deferred_aux_.clear();
 
     transport.run_round(req, who, [&](Reply&& r) {
-      st.bytes_up += r.payload.bytes();
+      st.bytes_up += r.payload.bytes() + r.aux.bytes();
       if (r.status == ReplyStatus::failed) { ++st.failed; return; }
       if (r.status == ReplyStatus::dropped) { ++st.dropped; return; }
       try {
@@ -183,11 +205,13 @@ class Server {
         } else {
           comp_.decode(r.payload, as_span(scratch_));
         }
+        if (needs_aux) Identity().decode(r.aux, as_span(aux_scratch_));
       } catch (const Error&) {
         ++st.rejected_malformed;
         return;
       }
-      if (!scratch_.allFinite() || !std::isfinite(r.weight) || r.weight < 0) {
+      if (!scratch_.allFinite() || !std::isfinite(r.weight) || r.weight < 0 ||
+          (needs_aux && !aux_scratch_.allFinite())) {
         ++st.rejected_nonfinite;
         return;
       }
@@ -206,6 +230,13 @@ class Server {
         }
       }
       if (!streamed) batch.push_back(r.client, r.weight, as_span(std::as_const(scratch_)));
+      if constexpr (ObservingServerOptimizer<SOpt, S>) {
+        const std::span<const S> aux = needs_aux ? as_span(std::as_const(aux_scratch_)) : std::span<const S>();
+        if (!defer_observe)
+          sopt_.observe(sopt_state_, ClientUpdateView<S>{r.client, r.weight, as_span(std::as_const(scratch_)), aux});
+        else if (needs_aux)
+          deferred_aux_.emplace_back(r.client, aux_scratch_);
+      }
       ++st.accepted;
       if (std::isfinite(r.local.train_loss)) {
         loss_sum += r.weight * r.local.train_loss;
@@ -229,6 +260,21 @@ class Server {
       st.rejected_nonfinite += removed;
       st.accepted -= std::min(st.accepted, removed);
     }
+    if constexpr (ObservingServerOptimizer<SOpt, S>) {
+      if (defer_observe) {
+        for (Index i = 0; i < batch.size(); ++i) {
+          const ClientId id = batch.ids()[static_cast<std::size_t>(i)];
+          std::span<const S> aux;
+          if (needs_aux) {
+            const auto it = std::find_if(deferred_aux_.begin(), deferred_aux_.end(),
+                                         [id](const auto& e) { return e.first == id; });
+            if (it != deferred_aux_.end()) aux = as_span(std::as_const(it->second));
+          }
+          sopt_.observe(sopt_state_, ClientUpdateView<S>{id, batch.weights()[static_cast<std::size_t>(i)],
+                                                         batch.column(i), aux});
+        }
+      }
+    }
 
     if (st.accepted >= opts_.min_updates) {
       bool finished = false;
@@ -243,7 +289,8 @@ class Server {
         st.update_norm = static_cast<double>(update_.template cast<double>().norm());
         (detail::call_aggregate(cbs, st, as_span(std::as_const(update_))), ...);
         backup_ = params_;
-        sopt_.step(params_, update_, sopt_state_, round_);
+        detail::server_step(sopt_, params_, update_, sopt_state_,
+                            ServerContext{round_, transport.num_clients(), st.accepted});
         st.applied = params_.allFinite();
         if (!st.applied) params_.swap(backup_);  // never let a non-finite step reach the model
       }
@@ -273,6 +320,8 @@ class Server {
   [[nodiscard]] const SOpt& server_optimizer() const noexcept { return sopt_; }
   /// The server optimizer's state.
   [[nodiscard]] const server_state_t<SOpt, S>& server_state() const noexcept { return sopt_state_; }
+  /// Mutable server optimizer state (e.g. to restore it from a checkpoint).
+  [[nodiscard]] server_state_t<SOpt, S>& server_state() noexcept { return sopt_state_; }
   /// The compressor used to decode payloads.
   [[nodiscard]] const Comp& compressor() const noexcept { return comp_; }
   /// Per-client decoder states (StatefulDecoder compressors only; keyed by client id).
@@ -300,7 +349,8 @@ class Server {
   Evaluator eval_;
   BatchTransform transform_;
   EvalResult last_eval_;
-  Vector<S> scratch_, update_, backup_;
+  Vector<S> scratch_, update_, backup_, aux_scratch_;
+  std::vector<std::pair<ClientId, Vector<S>>> deferred_aux_;  // aux of accepted replies, when observing after a transform
   typename detail::DecoderStatesOf<Comp, S, stateful_decoder>::type decoder_states_;
   std::optional<typename detail::DecoderStatesOf<Comp, S, stateful_decoder>::state> decoder_scratch_;
   std::uint64_t round_ = 0;

@@ -73,6 +73,15 @@ auto pick_policy(Default def, Ps&... ps) {
     return std::remove_cvref_t<std::tuple_element_t<i, std::tuple<Ps...>>>(std::get<i>(std::tie(ps...)));
 }
 
+/// The server optimizer a local optimizer pairs with (`o.paired_server()`), or ServerSgd.
+template <typename O>
+auto default_server_for(const O& o) {
+  if constexpr (requires { o.paired_server(); })
+    return o.paired_server();
+  else
+    return ServerSgd();
+}
+
 }  // namespace detail
 
 /// A federated simulation over in-process clients.
@@ -84,8 +93,9 @@ auto pick_policy(Default def, Ps&... ps) {
  * @endcode
  * `run` takes policies in any order, recognised by concept: an Aggregator (default
  * WeightedMean), a LocalOptimizer (default LocalSgd), a Compressor (default Identity), a
- * ServerOptimizer (default ServerSgd), an Attack (default NoAttack); every other argument is a
- * callback. Byzantine clients (options `byzantine` / `byzantine_fraction`, a seeded random set
+ * ServerOptimizer (default: the local optimizer's `paired_server()` when it has one, e.g.
+ * ScaffoldServer for Scaffold and FedDynServer for FedDyn and FedSpeed, else ServerSgd), an Attack
+ * (default NoAttack); every other argument is a callback. Byzantine clients (options `byzantine` / `byzantine_fraction`, a seeded random set
  * fixed for the whole simulation) train honestly, then the attack rewrites their updates each
  * round after the server has validated the round's updates and before it aggregates them, seeing
  * the honest updates of the round (the omniscient attacker of the literature); a data-level
@@ -146,7 +156,7 @@ class Simulation {
     auto agg = detail::pick_policy<1, M>(WeightedMean(), args...);
     auto opt = detail::pick_policy<2, M>(LocalSgd(), args...);
     auto comp = detail::pick_policy<3, M>(Identity(), args...);
-    auto sopt = detail::pick_policy<4, M>(ServerSgd(), args...);
+    auto sopt = detail::pick_policy<4, M>(detail::default_server_for(opt), args...);
     auto attack = detail::pick_policy<5, M>(NoAttack(), args...);
     constexpr bool has_attack = !std::is_same_v<decltype(attack), NoAttack>;
     using ClientT = Client<M, decltype(opt), decltype(comp)>;

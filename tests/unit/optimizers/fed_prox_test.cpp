@@ -8,53 +8,15 @@
 #include "fedpp/optimizers/fed_prox.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/quadratic.hpp"
 
 using namespace fedpp;
 
-namespace {
-
-// f(w) = mean_j 0.5 a_j ||w - x_j||^2; feature rows 0..d-1 hold x_j, row d holds a_j.
-struct Quadratic {
-  using Scalar = double;
-  Index d = 2;
-  [[nodiscard]] Index num_params() const noexcept { return d; }
-  [[nodiscard]] Index input_dim() const noexcept { return d + 1; }
-  [[nodiscard]] int num_classes() const noexcept { return 2; }
-  [[nodiscard]] ParameterLayout layout() const { return ParameterLayout::flat(d); }
-  void init_params(Vector<double>& v, Rng& /*rng*/) const { v = Vector<double>::Zero(d); }
-  double loss_and_gradient(std::span<const double> p, const Eigen::Ref<const Matrix<double>>& X,
-                           std::span<const Label> /*y*/, std::span<double> g) const {
-    const auto w = as_map(p);
-    auto gm = as_map(g);
-    gm.setZero();
-    double loss = 0;
-    for (Index j = 0; j < X.cols(); ++j) {
-      const double a = X(d, j);
-      const Vector<double> r = w - X.col(j).head(d);
-      loss += 0.5 * a * r.squaredNorm();
-      gm += a * r;
-    }
-    gm /= static_cast<double>(X.cols());
-    return loss / static_cast<double>(X.cols());
-  }
-  EvalResult evaluate(std::span<const double> /*p*/, const Eigen::Ref<const Matrix<double>>& /*X*/,
-                      std::span<const Label> /*y*/) const {
-    return {};
-  }
-};
+using fedpp_test::Quadratic;
 static_assert(LocalOptimizer<FedProx, Quadratic>);
 
-// Samples x_j with curvature a: the client objective 0.5 a mean_j ||w - x_j||^2.
-std::shared_ptr<Dataset<double>> points(const Matrix<double>& xs, double a) {
-  auto ds = std::make_shared<Dataset<double>>();
-  ds->features.resize(xs.rows() + 1, xs.cols());
-  ds->features.topRows(xs.rows()) = xs;
-  ds->features.row(xs.rows()).setConstant(a);
-  ds->labels.assign(static_cast<std::size_t>(xs.cols()), 0);
-  ds->num_classes = 2;
-  return ds;
-}
-
+namespace {
+std::shared_ptr<Dataset<double>> points(const Matrix<double>& xs, double a) { return fedpp_test::quadratic_points(xs, a); }
 }  // namespace
 
 TEST_CASE("FedProx on 0.5 a ||w - c||^2 follows the closed form of the proximal objective", "[optimizers][FedProx]") {

@@ -1,6 +1,7 @@
 #pragma once
 /// @file sgd_loop.hpp
-/// The mini-batch SGD loop shared by LocalSgd and FedProx (private helper).
+/// The mini-batch SGD loop shared by every local optimizer (private helper): LocalSgd, FedProx,
+/// Sam, FedDyn, FedSpeed and Scaffold differ only in the per-step terms they plug into it.
 
 #include <algorithm>
 #include <cmath>
@@ -27,7 +28,7 @@ struct SgdLoopSettings {
   double weight_decay = 0.0;  ///< L2 coefficient
   double momentum = 0.0;      ///< heavy-ball coefficient (0 = off)
   bool nesterov = false;      ///< Nesterov variant of the momentum step
-  double clip_norm = 0.0;     ///< bound on the global norm of the loss gradient (0 = off)
+  double clip_norm = 0.0;     ///< bound on the global norm of the clipped gradient (0 = off)
 };
 
 /// Fisher-Yates shuffle of `v` from `rng`.
@@ -35,20 +36,55 @@ inline void sgd_shuffle(std::vector<std::uint32_t>& v, Rng& rng) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.uniform_index(i)]);
 }
 
+/// The model's mini-batch loss gradient at w (the plain SGD gradient).
+struct PlainGradient {
+  /// g <- grad L_B(w); returns L_B(w).
+  template <Model M>
+  double operator()(const M& model, const Vector<typename M::Scalar>& w, const Matrix<typename M::Scalar>& X,
+                    std::span<const Label> y, Vector<typename M::Scalar>& g) const {
+    return model.loss_and_gradient(as_span(w), X, y, as_span(g));
+  }
+};
+
+/// A per-step term that adds nothing.
+struct NoTerm {
+  /// Leaves g as it is.
+  template <typename G, typename W>
+  void operator()(G& /*g*/, const W& /*w*/) const noexcept {}
+};
+
+/// The three places where an optimizer changes the SGD step (see sgd_loop).
+/**
+ * - `gradient(model, w, X, y, g)` writes the step's base gradient into g and returns the loss
+ *   it reports (plain: the model's gradient at w; SAM: the gradient at the perturbed point);
+ * - `linear(g, w)` adds terms that belong to the objective and are clipped with the loss gradient
+ *   (SCAFFOLD's c - c_i, FedDyn's lambda (h_i - x_t));
+ * - `prox(g, w)` adds terms after clipping and weight decay (FedProx's mu (w - x_t)).
+ */
+template <typename Grad = PlainGradient, typename Linear = NoTerm, typename Prox = NoTerm>
+struct StepTerms {
+  Grad gradient{};  ///< base gradient
+  Linear linear{};  ///< terms clipped with it
+  Prox prox{};      ///< terms added after clipping and weight decay
+};
+
 /// Runs the mini-batch SGD loop on `params`.
 /**
- * Per step, with g the model's mini-batch loss gradient at w:
+ * Per step, with (X, y) the next mini-batch of the epoch's shuffled order:
+ *   loss = terms.gradient(model, w, X, y, g)   (plain: g = grad L_B(w))
+ *   terms.linear(g, w)
  *   g <- g * min(1, clip_norm / ||g||)        (only when clip_norm > 0 and ||g|| > clip_norm)
  *   g <- g + weight_decay * w                 (only when weight_decay != 0)
- *   correct(g, w)                             (e.g. FedProx adds mu (w - w_global))
+ *   terms.prox(g, w)
  *   v <- momentum * v + g;  d = nesterov ? g + momentum * v : v   (only when momentum != 0)
  *   w <- w - lr * d
+ * Each epoch (or, with `steps`, each pass of ceil(n / batch) batches) reshuffles from `rng`.
  * @param momentum_buf the heavy-ball buffer (resized to zero when its size differs from params).
  */
-template <Model M, typename Correct>
+template <Model M, typename Terms>
 LocalResult sgd_loop(const M& model, Vector<typename M::Scalar>& params,
                      const DatasetView<typename M::Scalar>& data, const SgdLoopSettings& o,
-                     Vector<typename M::Scalar>& momentum_buf, Rng& rng, Correct&& correct) {
+                     Vector<typename M::Scalar>& momentum_buf, Rng& rng, Terms&& terms) {
   using S = typename M::Scalar;
   LocalResult res;
   const Index n = data.size();
@@ -77,13 +113,14 @@ LocalResult sgd_loop(const M& model, Vector<typename M::Scalar>& params,
     data.gather(std::span<const std::uint32_t>(order).subspan(static_cast<std::size_t>(first),
                                                               static_cast<std::size_t>(count)),
                 X, y);
-    loss_sum += model.loss_and_gradient(as_span(std::as_const(params)), X, y, as_span(grad));
+    loss_sum += terms.gradient(model, std::as_const(params), std::as_const(X), std::span<const Label>(y), grad);
+    terms.linear(grad, std::as_const(params));
     if (o.clip_norm > 0.0) {
       const double norm = static_cast<double>(grad.norm());
       if (norm > o.clip_norm) grad *= static_cast<S>(o.clip_norm / norm);
     }
     if (wd != S(0)) grad += wd * params;
-    correct(grad, std::as_const(params));
+    terms.prox(grad, std::as_const(params));
     if (use_momentum) {
       momentum_buf = beta * momentum_buf + grad;
       if (o.nesterov) {
