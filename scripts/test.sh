@@ -81,8 +81,9 @@ if [[ "${FEDPP_SKIP_SANITIZE:-0}" == "1" ]]; then
   skip "asan+ubsan" "FEDPP_SKIP_SANITIZE=1"
 else
   # The build runs the test binaries too (catch_discover_tests), so the options apply to both.
-  # -O0 -g1: with ASan+UBSan, -O1 -g made Eigen-heavy tests compile ~3.5x slower for a test run
-  # only ~2x faster; -g1 keeps the line tables that stack traces need.
+  # -O0 -g1: with ASan+UBSan, -O1 makes the test files compile ~2x slower (-g1 or -g0 alike), which
+  # only pays off for the few long-running ones that tests/CMakeLists.txt builds at -O1
+  # (fedpp_sanitize_o1_tests); -g1 keeps the line tables that stack traces need.
   # FEDPP_BUILD_FUZZ=OFF: the libFuzzer target is built by clang with its own fixed flags
   # (ASan+UBSan included) whatever the build type, so the Release tree already builds and runs it.
   export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
