@@ -154,8 +154,7 @@ LocalResult dual_round(const M& model, Vector<typename M::Scalar>& params, const
   const Vector<S> global = params;
   const Vector<S> correction = static_cast<S>(coef) * (state.h - global);
   settings.weight_decay += coef;
-  auto linear = [&correction](Vector<S>& g, const Vector<S>& /*w*/) { g += correction; };
-  StepTerms<std::remove_cvref_t<Grad>, decltype(linear), NoTerm> terms{std::forward<Grad>(grad), linear, {}};
+  StepTerms<S, std::remove_cvref_t<Grad>> terms{std::forward<Grad>(grad), &correction, {}};
   LocalResult res = sgd_loop(model, params, data, settings, state.momentum, rng, terms);
   state.h += params - global;
   return res;

@@ -55,12 +55,12 @@ class FedProx {
     using S = typename M::Scalar;
     detail::begin_sgd_round(o_.sgd, state);
     const auto settings = detail::sgd_round_settings(o_.sgd, ctx.round);
-    if (o_.mu == 0.0) return detail::sgd_loop(model, params, data, settings, state.momentum, rng, detail::StepTerms<>{});
+    if (o_.mu == 0.0) return detail::sgd_loop(model, params, data, settings, state.momentum, rng, detail::StepTerms<S>{});
     const Vector<S> global = params;
     const S mu = static_cast<S>(o_.mu);
     auto prox = [&](Vector<S>& g, const Vector<S>& w) { g += mu * (w - global); };
     return detail::sgd_loop(model, params, data, settings, state.momentum, rng,
-                            detail::StepTerms<detail::PlainGradient, detail::NoTerm, decltype(prox)>{{}, {}, prox});
+                            detail::StepTerms<S, detail::PlainGradient, decltype(prox)>{{}, nullptr, prox});
   }
 
  private:

@@ -142,7 +142,7 @@ class LocalSgd {
                     State<typename M::Scalar>& state, const RoundContext& ctx, Rng& rng) const {
     detail::begin_sgd_round(o_, state);
     return detail::sgd_loop(model, params, data, detail::sgd_round_settings(o_, ctx.round), state.momentum, rng,
-                            detail::StepTerms<>{});
+                            detail::StepTerms<typename M::Scalar>{});
   }
 
  private:

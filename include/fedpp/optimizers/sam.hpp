@@ -61,7 +61,7 @@ class Sam {
                     State<typename M::Scalar>& state, const RoundContext& ctx, Rng& rng) const {
     using S = typename M::Scalar;
     detail::begin_sgd_round(o_.sgd, state);
-    detail::StepTerms<detail::SamGradient<S>> terms{{{o_.rho, o_.adaptive, 1.0, o_.eps}, {}, {}}, {}, {}};
+    detail::StepTerms<S, detail::SamGradient<S>> terms{{{o_.rho, o_.adaptive, 1.0, o_.eps}, {}, {}}, nullptr, {}};
     return detail::sgd_loop(model, params, data, detail::sgd_round_settings(o_.sgd, ctx.round), state.momentum, rng,
                             terms);
   }

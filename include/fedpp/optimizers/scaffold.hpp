@@ -218,8 +218,7 @@ class Scaffold {
     const Vector<S> correction = c - state.c;
     detail::begin_sgd_round(o_.sgd, state.momentum);
     const auto settings = detail::sgd_round_settings(o_.sgd, ctx.round);
-    auto linear = [&correction](Vector<S>& g, const Vector<S>& /*w*/) { g += correction; };
-    detail::StepTerms<detail::PlainGradient, decltype(linear), detail::NoTerm> terms{{}, linear, {}};
+    detail::StepTerms<S> terms{{}, &correction, {}};
     const LocalResult res = detail::sgd_loop(model, params, data, settings, state.momentum, rng, terms);
 
     Vector<S> updated;

@@ -51,7 +51,10 @@ TEST_CASE("Scaffold option I sets c_i to the full local gradient at the global m
   // 2500 samples: the gradient is taken in chunks of 1024 over the whole shard.
   Rng g(5);
   Matrix<double> xs(2, 2500);
-  for (Index j = 0; j < xs.cols(); ++j) xs.col(j) = Vector<double>{{g.normal(), 1.0 + g.normal()}};
+  for (Index j = 0; j < xs.cols(); ++j) {
+    xs(0, j) = g.normal();
+    xs(1, j) = 1.0 + g.normal();
+  }
   const double a = 0.7;
   auto ds = quadratic_points(xs, a);
   const auto view = DatasetView<double>::all(ds);

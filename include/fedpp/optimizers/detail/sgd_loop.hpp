@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -53,32 +54,36 @@ struct NoTerm {
   void operator()(G& /*g*/, const W& /*w*/) const noexcept {}
 };
 
-/// The three places where an optimizer changes the SGD step (see sgd_loop).
+/// The three places where an optimizer changes the SGD step of scalar S (see sgd_loop).
 /**
  * - `gradient(model, w, X, y, g)` writes the step's base gradient into g and returns the loss
  *   it reports (plain: the model's gradient at w; SAM: the gradient at the perturbed point);
- * - `linear(g, w)` adds terms that belong to the objective and are clipped with the loss gradient
- *   (SCAFFOLD's c - c_i, FedDyn's lambda (h_i - x_t));
+ * - `linear`, when not null, is a vector added to it every step and clipped with it (SCAFFOLD's
+ *   c - c_i, FedDyn's lambda (h_i - x_t): both constant over a round);
  * - `prox(g, w)` adds terms after clipping and weight decay (FedProx's mu (w - x_t)).
  */
-template <typename Grad = PlainGradient, typename Linear = NoTerm, typename Prox = NoTerm>
+template <typename S, typename Grad = PlainGradient, typename Prox = NoTerm>
 struct StepTerms {
-  Grad gradient{};  ///< base gradient
-  Linear linear{};  ///< terms clipped with it
-  Prox prox{};      ///< terms added after clipping and weight decay
+  Grad gradient{};                   ///< base gradient
+  const Vector<S>* linear = nullptr; ///< constant term clipped with it (null: none)
+  Prox prox{};                       ///< terms added after clipping and weight decay
+  /// Whether prox adds anything.
+  static constexpr bool has_prox = !std::is_same_v<Prox, NoTerm>;
 };
 
 /// Runs the mini-batch SGD loop on `params`.
 /**
  * Per step, with (X, y) the next mini-batch of the epoch's shuffled order:
  *   loss = terms.gradient(model, w, X, y, g)   (plain: g = grad L_B(w))
- *   terms.linear(g, w)
+ *   g <- g + *terms.linear                      (when not null)
  *   g <- g * min(1, clip_norm / ||g||)        (only when clip_norm > 0 and ||g|| > clip_norm)
  *   g <- g + weight_decay * w                 (only when weight_decay != 0)
  *   terms.prox(g, w)
  *   v <- momentum * v + g;  d = nesterov ? g + momentum * v : v   (only when momentum != 0)
  *   w <- w - lr * d
  * Each epoch (or, with `steps`, each pass of ceil(n / batch) batches) reshuffles from `rng`.
+ * Without momentum and prox terms the last four lines run as one pass over the parameters
+ * (the same operations in the same order per element, so the same bits as the unfused form).
  * @param momentum_buf the heavy-ball buffer (resized to zero when its size differs from params).
  */
 template <Model M, typename Terms>
@@ -114,11 +119,27 @@ LocalResult sgd_loop(const M& model, Vector<typename M::Scalar>& params,
                                                               static_cast<std::size_t>(count)),
                 X, y);
     loss_sum += terms.gradient(model, std::as_const(params), std::as_const(X), std::span<const Label>(y), grad);
-    terms.linear(grad, std::as_const(params));
+    const Vector<S>* c = terms.linear;
+    S scale(1);
+    bool clipped = false;
     if (o.clip_norm > 0.0) {
-      const double norm = static_cast<double>(grad.norm());
-      if (norm > o.clip_norm) grad *= static_cast<S>(o.clip_norm / norm);
+      const double norm = c ? static_cast<double>((grad + *c).norm()) : static_cast<double>(grad.norm());
+      if (norm > o.clip_norm) {
+        scale = static_cast<S>(o.clip_norm / norm);
+        clipped = true;
+      }
     }
+    res.samples += count;
+    if (!use_momentum && !std::remove_cvref_t<Terms>::has_prox) {
+      // w <- w - lr (scale (g + c) + wd w), one pass.
+      if (c && wd != S(0)) params -= lr * (scale * (grad + *c) + wd * params);
+      else if (c) params -= lr * (scale * (grad + *c));
+      else if (wd != S(0)) params -= lr * (scale * grad + wd * params);
+      else params -= lr * (scale * grad);
+      continue;
+    }
+    if (c) grad += *c;
+    if (clipped) grad *= scale;
     if (wd != S(0)) grad += wd * params;
     terms.prox(grad, std::as_const(params));
     if (use_momentum) {
@@ -132,7 +153,6 @@ LocalResult sgd_loop(const M& model, Vector<typename M::Scalar>& params,
     } else {
       params -= lr * grad;
     }
-    res.samples += count;
   }
   res.steps = total;
   res.train_loss = loss_sum / static_cast<double>(total);
