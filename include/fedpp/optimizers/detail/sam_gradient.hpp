@@ -35,7 +35,7 @@ inline void check_sam_settings(const SamSettings& s, std::string_view who) {
  *   ASAM: e = rho w^2 g1 / (||w g1|| + eps), products elementwise  (Kwon et al., ICML 2021)
  * norms global over all parameters. With rho = 0 or alpha = 0, or a zero or non-finite normaliser,
  * g = g1 without a second pass. Returns L_B(w), the loss at the unperturbed point.
- * Scratch (g1 and the perturbed point) is sized on first use and reused across steps.
+ * Scratch (the perturbed point, and g1 when alpha < 1) is sized on first use and reused across steps.
  */
 template <typename S>
 struct SamGradient {
@@ -49,22 +49,26 @@ struct SamGradient {
   double operator()(const M& model, const Vector<S>& w, const Matrix<S>& X, std::span<const Label> y,
                     Vector<S>& g) {
     if (settings.rho == 0.0 || settings.alpha == 0.0) return model.loss_and_gradient(as_span(w), X, y, as_span(g));
-    g1.resize(w.size());
-    const double loss = model.loss_and_gradient(as_span(w), X, y, as_span(g1));
-    const double norm = settings.adaptive ? static_cast<double>(w.cwiseAbs().cwiseProduct(g1).norm())
-                                          : static_cast<double>(g1.norm());
+    // g1 is needed after the second pass only for the mix; with alpha = 1 it lives in g itself,
+    // which keeps one vector fewer in cache (the values are the same).
+    const bool mix = settings.alpha != 1.0;
+    Vector<S>& first = mix ? g1 : g;
+    first.resize(w.size());
+    const double loss = model.loss_and_gradient(as_span(w), X, y, as_span(first));
+    const double norm = settings.adaptive ? static_cast<double>(w.cwiseAbs().cwiseProduct(first).norm())
+                                          : static_cast<double>(first.norm());
     const double denom = norm + settings.eps;
     if (!(denom > 0.0) || !std::isfinite(denom)) {
-      g = g1;  // no ascent direction: the perturbed gradient is the plain one
+      if (mix) g = g1;  // no ascent direction: the perturbed gradient is the plain one
       return loss;
     }
     const S scale = static_cast<S>(settings.rho / denom);
     if (settings.adaptive)
-      point = w + scale * w.cwiseProduct(w).cwiseProduct(g1);
+      point = w + scale * w.cwiseProduct(w).cwiseProduct(first);
     else
-      point = w + scale * g1;
+      point = w + scale * first;
     model.loss_and_gradient(as_span(std::as_const(point)), X, y, as_span(g));
-    if (settings.alpha != 1.0) {
+    if (mix) {
       const S a = static_cast<S>(settings.alpha);
       g = (S(1) - a) * g1 + a * g;
     }
