@@ -8,6 +8,7 @@
 #include "fedpp/optimizers/fed_prox.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/softmax_problem.hpp"
 #include "support/quadratic.hpp"
 
 using namespace fedpp;
@@ -78,12 +79,8 @@ TEST_CASE("FedProx with momentum, weight decay and decay adds mu (w - w_global) 
 }
 
 TEST_CASE("FedProx with mu = 0 is LocalSgd bit for bit", "[optimizers][FedProx]") {
-  auto ds = fedpp_test::blobs<double>(60, 5, 3, 4);
-  const auto view = DatasetView<double>::all(ds);
-  SoftmaxRegression<double> model(5, 3);
-  Vector<double> w0;
-  Rng init(2);
-  model.init_params(w0, init);
+  const fedpp_test::SoftmaxProblem pb;
+  const auto& [ds, view, model, w0] = pb;
   const LocalSgdOptions o{.lr = 0.3, .epochs = 2, .batch_size = 16, .weight_decay = 0.01, .momentum = 0.7,
                           .nesterov = true, .reset_momentum_each_round = false, .clip_norm = 0.5, .lr_decay = 0.99};
   LocalSgd sgd(o);

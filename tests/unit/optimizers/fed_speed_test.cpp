@@ -13,6 +13,7 @@
 #include "fedpp/optimizers/fed_speed.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/softmax_problem.hpp"
 #include "support/quadratic.hpp"
 
 using namespace fedpp;
@@ -89,12 +90,8 @@ TEST_CASE("FedSpeed clips the quasi-gradient with the correction, then adds (wd 
 }
 
 TEST_CASE("FedSpeed with rho = 0 is FedDyn with alpha = prox, bit for bit", "[optimizers][FedSpeed]") {
-  auto ds = fedpp_test::blobs<double>(60, 5, 3, 4);
-  const auto view = DatasetView<double>::all(ds);
-  SoftmaxRegression<double> model(5, 3);
-  Vector<double> w0;
-  Rng init(2);
-  model.init_params(w0, init);
+  const fedpp_test::SoftmaxProblem pb;
+  const auto& [ds, view, model, w0] = pb;
   const LocalSgdOptions o{.lr = 0.2, .epochs = 2, .batch_size = 16, .weight_decay = 0.01, .clip_norm = 0.5,
                           .lr_decay = 0.99};
   FedDyn dyn({.alpha = 0.2, .sgd = o});

@@ -10,6 +10,7 @@
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/optimizers/sam.hpp"
 #include "support/blobs.hpp"
+#include "support/softmax_problem.hpp"
 #include "support/quadratic.hpp"
 
 using namespace fedpp;
@@ -126,12 +127,8 @@ TEST_CASE("Sam on softmax regression uses the gradient at the ascent point of ea
 }
 
 TEST_CASE("Sam with rho = 0 is LocalSgd bit for bit", "[optimizers][Sam]") {
-  auto ds = fedpp_test::blobs<double>(60, 5, 3, 4);
-  const auto view = DatasetView<double>::all(ds);
-  SoftmaxRegression<double> model(5, 3);
-  Vector<double> w0;
-  Rng init(2);
-  model.init_params(w0, init);
+  const fedpp_test::SoftmaxProblem pb;
+  const auto& [ds, view, model, w0] = pb;
   const LocalSgdOptions o{.lr = 0.3, .epochs = 2, .batch_size = 16, .weight_decay = 0.01, .momentum = 0.7,
                           .reset_momentum_each_round = false, .clip_norm = 0.5, .lr_decay = 0.99};
   LocalSgd sgd(o);

@@ -11,6 +11,7 @@
 #include "fedpp/runtime/client.hpp"
 #include "fedpp/serialization/checkpoint.hpp"
 #include "support/blobs.hpp"
+#include "support/checkpoint_io.hpp"
 #include "support/lossy_compressors.hpp"
 
 // Library compressors whose state is checkpointed too, once their headers exist (define
@@ -33,20 +34,9 @@ using fedpp_test::TestTopK;
 
 namespace {
 
-template <typename T>
-std::string checkpoint(const T& value) {
-  std::ostringstream os;
-  save_state(value, os);
-  return os.str();
-}
-
-template <typename T>
-void restore(T& value, const std::string& bytes) {
-  std::istringstream is(bytes);
-  load_state(value, is);
-}
-
-std::vector<std::uint8_t> bytes_of(const Payload& p) { return {p.data().begin(), p.data().end()}; }
+using fedpp_test::bytes_of;
+using fedpp_test::checkpoint;
+using fedpp_test::restore;
 
 // Runs `rounds` encodes of seeded random inputs through `comp` with `st`, returning the payloads.
 template <typename C, typename S, typename St>

@@ -15,6 +15,7 @@
 #include "fedpp/runtime/client.hpp"
 #include "fedpp/serialization/checkpoint.hpp"
 #include "support/blobs.hpp"
+#include "support/checkpoint_io.hpp"
 
 using namespace fedpp;
 
@@ -22,20 +23,9 @@ namespace {
 
 using Model = SoftmaxRegression<float>;
 
-template <typename T>
-std::string checkpoint(const T& value) {
-  std::ostringstream os;
-  save_state(value, os);
-  return os.str();
-}
-
-template <typename T>
-void restore(T& value, const std::string& bytes) {
-  std::istringstream is(bytes);
-  load_state(value, is);
-}
-
-std::vector<std::uint8_t> bytes_of(const Payload& p) { return {p.data().begin(), p.data().end()}; }
+using fedpp_test::bytes_of;
+using fedpp_test::checkpoint;
+using fedpp_test::restore;
 
 template <typename Opt>
 Client<Model, Opt> make_client(const Opt& opt) {

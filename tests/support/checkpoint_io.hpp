@@ -1,0 +1,31 @@
+#pragma once
+// Checkpoint round trips through strings, for the serialization tests.
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fedpp/core/payload.hpp"
+#include "fedpp/serialization/checkpoint.hpp"
+
+namespace fedpp_test {
+
+/// The checkpoint of `value` (fedpp::save_state) as bytes in a string.
+template <typename T>
+std::string checkpoint(const T& value) {
+  std::ostringstream os;
+  fedpp::save_state(value, os);
+  return os.str();
+}
+
+/// Loads `bytes` (a checkpoint) into `value` (fedpp::load_state).
+template <typename T>
+void restore(T& value, const std::string& bytes) {
+  std::istringstream is(bytes);
+  fedpp::load_state(value, is);
+}
+
+/// The bytes of a payload, for comparisons.
+inline std::vector<std::uint8_t> bytes_of(const fedpp::Payload& p) { return {p.data().begin(), p.data().end()}; }
+
+}  // namespace fedpp_test
