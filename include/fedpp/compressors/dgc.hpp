@@ -491,7 +491,8 @@ class Dgc {
     std::vector<Index> sel;
     const S m = static_cast<S>(o_.momentum);
     for (std::size_t s = 0; s < segs.size(); ++s) {
-      const auto [off, n] = segs[s];
+      const auto [off, len] = segs[s];
+      const Index n = len;  // a plain variable: OpenMP regions cannot capture structured bindings before clang 16
       const S* g = x.data() + off;
       S* u = st.momentum.data() + off;
       S* v = st.velocity.data() + off;

@@ -521,7 +521,7 @@ void coordinate_median(const S* data, Index d, std::span<const Index> columns, b
   const bool mid = average && lo != hi;
   const Index ranks[2] = {lo, hi};
   const ComparatorNetwork net = ComparatorNetwork::selector(m, std::span<const Index>(ranks, mid ? 2 : 1));
-  constexpr Index W = tile_lanes<S>;
+  static constexpr Index W = tile_lanes<S>;
   for_each_sorted_tile<S>(
       data, d, columns, net,
       [out, lo, hi, mid](const SortedTile<S>& t) FEDPP_TILE_CALLBACK {
@@ -544,7 +544,7 @@ void coordinate_trimmed_mean(const S* data, Index d, std::span<const Index> colu
   const Index m = static_cast<Index>(columns.size());
   const ComparatorNetwork net = ComparatorNetwork::range_selector(m, b, m - b);
   const double kept = static_cast<double>(m - 2 * b);
-  constexpr Index W = tile_lanes<S>;
+  static constexpr Index W = tile_lanes<S>;
   for_each_sorted_tile<S>(
       data, d, columns, net,
       [out, b, m, kept](const SortedTile<S>& t) FEDPP_TILE_CALLBACK {
@@ -574,7 +574,7 @@ void coordinate_mean_around_median(const S* data, Index d, std::span<const Index
   const bool mid = average && lo != hi;
   const ComparatorNetwork net = ComparatorNetwork::sorter(m);
   const double kd = static_cast<double>(k);
-  constexpr Index W = tile_lanes<S>;
+  static constexpr Index W = tile_lanes<S>;
   for_each_sorted_tile<S>(
       data, d, columns, net,
       [out, lo, hi, mid, m, k, kd](const SortedTile<S>& t) FEDPP_TILE_CALLBACK {
