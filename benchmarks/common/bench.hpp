@@ -1,6 +1,7 @@
 #pragma once
 // Shared helpers of fedpp's benchmark drivers: command-line flags, timing statistics, the
-// read-bandwidth probe, machine facts and a small JSON writer. Not part of the library.
+// read-bandwidth probe, machine facts, a small JSON writer, and the scaffolding every driver has
+// (the common flags, the report rows, the target, the JSON file, main). Not part of the library.
 
 #include <algorithm>
 #include <chrono>
@@ -62,6 +63,10 @@ class Flags {
     if (pos != v.size()) throw std::invalid_argument("--" + name + " expects a number, got '" + v + "'");
     return static_cast<long long>(x);
   }
+  /// The flag's value as a floating-point number, or `def` (kept as text so --help shows it as given).
+  double get_double(const std::string& name, const std::string& def, const std::string& doc) {
+    return std::stod(get(name, def, doc));
+  }
   /// The flag's value as a boolean switch.
   bool get_bool(const std::string& name, const std::string& doc) { return get(name, "0", doc) != "0"; }
 
@@ -114,6 +119,13 @@ struct Case {
   std::vector<double> times;
 };
 
+/// Median over rounds of a[k] / b[k] (times of two cases from the same interleaved rounds).
+inline double ratio_paired_median(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> r;
+  for (std::size_t k = 0; k < a.size() && k < b.size(); ++k) r.push_back(a[k] / b[k]);
+  return stats(r).median;
+}
+
 /// Runs every case `warmup` times untimed, then `reps` interleaved rounds (one call of each case
 /// per round, the order rotated each round so no case always follows the same one).
 inline void run_interleaved(std::vector<Case>& cases, int reps, int warmup) {
@@ -155,6 +167,14 @@ inline double probe_sum(const float* p, std::int64_t count) {
     total += s;
   }
   return total;
+}
+
+/// The probe's result goes here, so the compiler cannot drop the sum.
+inline volatile double probe_sink = 0.0;
+
+/// The reference case, "probe (parallel sum)": probe_sum over `count` floats at `data`.
+inline Case probe_case(const float* data, std::int64_t count) {
+  return {"probe (parallel sum)", [data, count] { probe_sink = probe_sink + probe_sum(data, count); }, {}};
 }
 
 // ---- machine facts ---------------------------------------------------------------------------
@@ -320,6 +340,183 @@ inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   if (!f) throw std::runtime_error("cannot write " + path);
   f << text;
+}
+
+// ---- the drivers' common scaffolding ---------------------------------------------------------
+
+/// The repetition flags every driver reads, in this order: --threads, --reps, --warmup.
+struct Timing {
+  int threads = 0;  ///< threads asked for (0: OMP_NUM_THREADS or all)
+  int reps = 0;     ///< timed repetitions of each case
+  int warmup = 0;   ///< untimed repetitions first
+
+  /// Reads the three flags with these defaults (and the --threads default and help text).
+  static Timing read(Flags& flags, long long reps_default, long long warmup_default, long long threads_default = 0,
+                     const std::string& threads_doc = "OpenMP threads (0: OMP_NUM_THREADS or all)") {
+    Timing t;
+    t.threads = static_cast<int>(flags.get_int("threads", threads_default, threads_doc));
+    t.reps = static_cast<int>(flags.get_int("reps", reps_default, "timed repetitions of each case"));
+    t.warmup = static_cast<int>(flags.get_int("warmup", warmup_default, "untimed repetitions first"));
+    return t;
+  }
+  /// Sets the OpenMP thread count when --threads was given (> 0).
+  void apply_threads() const {
+    if (threads > 0) set_max_threads(threads);
+  }
+  /// Writes "repetitions" and "warmup" into the open JSON object.
+  void write(Json& j) const {
+    j.value("repetitions", reps);
+    j.value("warmup", warmup);
+  }
+};
+
+/// Reads --json, the path of the JSON result ("" when not given).
+inline std::string json_flag(Flags& flags) { return flags.get("json", "", "write the JSON result to this file"); }
+
+/// Starts a driver's JSON document: opens it, writes write_context() and opens its "parameters" object.
+inline Json open_report(const std::string& benchmark) {
+  Json j;
+  j.begin_object();
+  write_context(j, benchmark);
+  j.begin_object("parameters");
+  return j;
+}
+
+/// Writes the finished document to `path` and prints "  wrote <path>"; does nothing when path is empty.
+inline void save_report(const std::string& path, const Json& j) {
+  write_file(path, j.str());
+  if (!path.empty()) std::cout << "  wrote " << path << "\n";
+}
+
+/// A driver's headline target: pass when `ratio` (a paired median of time ratios) is <= `max`.
+struct Target {
+  double ratio = 0;  ///< the measured ratio
+  double max = 0;    ///< its threshold (the --target flag)
+
+  /// Whether the target is met.
+  [[nodiscard]] bool pass() const { return ratio <= max; }
+  /// Writes "metric", "ratio", "max" and "pass" into the open JSON object.
+  void write(Json& j, const std::string& metric) const {
+    j.value("metric", metric);
+    j.value("ratio", ratio);
+    j.value("max", max);
+    j.value("pass", pass());
+  }
+  /// Prints "  target: <what> = <ratio> <= <max>: PASS|FAIL" (no newline) with `precision` digits.
+  void print(const std::string& what, int precision = 3) const {
+    std::cout << std::setprecision(precision) << "  target: " << what << " = " << ratio << " <= " << max << ": "
+              << (pass() ? "PASS" : "FAIL");
+  }
+};
+
+/// What a report row prints after the case's times when it has a probe.
+enum class ProbeText {
+  paired,            ///< "  x<paired> probe (paired)"
+  paired_median,     ///< "  x<paired> probe (paired median)"
+  min_paired,        ///< "  x<min> probe (min), x<paired> (paired)"
+  min_median_paired  ///< "  x<min> probe (min), x<median> (median), x<paired> (paired)"
+};
+
+/// The layout of a driver's report rows: column widths, digits, and the optional fields.
+struct RowStyle {
+  int name_width = 34;                             ///< width of the (left-aligned) case name
+  int ms_width = 9;                                ///< width of each time in ms
+  int precision = 2;                               ///< digits of the times (and of the GB/s column)
+  bool gbps_column = false;                        ///< every row: "  <GB/s at min> GB/s" after the times
+  bool gbps_without_probe = false;                 ///< rows without a probe: "  <GB/s at min> GB/s", 1 digit
+  ProbeText probe_text = ProbeText::paired_median;  ///< rows with a probe: the ratios printed
+  int probe_precision = 2;                         ///< digits of those ratios
+  bool json_repetitions = false;                   ///< JSON "repetitions" (the number of times)
+  bool json_gbps_at_min = true;                    ///< JSON "gbps_at_min"
+  bool json_gbps_at_median = false;                ///< JSON "gbps_at_median"
+};
+
+/// Writes the array "times_s" of a case's times into the open JSON object.
+inline void write_times(Json& j, const std::vector<double>& times) {
+  j.begin_array("times_s");
+  for (double t : times) j.value("", t);
+  j.end_array();
+}
+
+/// Prints one summary line and writes one object of a JSON array for case `c` (`bytes` read per
+/// call); with a probe, the ratios to it; with a baseline, the speed-up over it (paired medians).
+inline void report_case(Json& j, const Case& c, double bytes, const Case* probe, const RowStyle& style,
+                        const Case* baseline = nullptr) {
+  const Stats s = stats(c.times);
+  std::cout << "  " << std::left << std::setw(style.name_width) << c.name << std::right << std::fixed
+            << std::setprecision(style.precision) << " min " << std::setw(style.ms_width) << 1e3 * s.min
+            << " ms  median " << std::setw(style.ms_width) << 1e3 * s.median << " ms";
+  if (style.gbps_column) std::cout << "  " << std::setw(6) << bytes / s.min * 1e-9 << " GB/s";
+  j.begin_object();
+  j.value("name", c.name);
+  if (style.json_repetitions) j.value("repetitions", static_cast<long long>(c.times.size()));
+  j.value("min_s", s.min);
+  j.value("median_s", s.median);
+  if (style.json_gbps_at_min) j.value("gbps_at_min", bytes / s.min * 1e-9);
+  if (style.json_gbps_at_median) j.value("gbps_at_median", bytes / s.median * 1e-9);
+  if (probe) {
+    const Stats p = stats(probe->times);
+    const double paired = ratio_paired_median(c.times, probe->times);
+    j.value("ratio_to_probe_min", s.min / p.min);
+    j.value("ratio_to_probe_median", s.median / p.median);
+    j.value("ratio_to_probe_paired_median", paired);
+    std::cout << "  x" << std::setprecision(style.probe_precision);
+    switch (style.probe_text) {
+      case ProbeText::paired:
+        std::cout << paired << " probe (paired)";
+        break;
+      case ProbeText::paired_median:
+        std::cout << paired << " probe (paired median)";
+        break;
+      case ProbeText::min_paired:
+        std::cout << s.min / p.min << " probe (min), x" << paired << " (paired)";
+        break;
+      case ProbeText::min_median_paired:
+        std::cout << s.min / p.min << " probe (min), x" << s.median / p.median << " (median), x" << paired
+                  << " (paired)";
+        break;
+    }
+  } else if (style.gbps_without_probe) {
+    std::cout << "  " << std::setprecision(1) << bytes / s.min * 1e-9 << " GB/s";
+  }
+  if (baseline) {
+    const double speedup = ratio_paired_median(baseline->times, c.times);
+    j.value("speedup_over_" + baseline->name, speedup);
+    std::cout << ", " << std::setprecision(1) << speedup << "x faster than naive";
+  }
+  std::cout << "\n";
+  write_times(j, c.times);
+  j.end_object();
+}
+
+/// report_case() for every case into the open JSON array: the first (the probe) alone, the others against it.
+inline void report_cases(Json& j, const std::vector<Case>& cases, double bytes, const RowStyle& style) {
+  for (std::size_t k = 0; k < cases.size(); ++k) report_case(j, cases[k], bytes, k ? &cases[0] : nullptr, style);
+}
+
+/// report_cases() into a new JSON array `key` (e.g. "results") of the open object.
+inline void report_array(Json& j, const std::string& key, const std::vector<Case>& cases, double bytes,
+                         const RowStyle& style) {
+  j.begin_array(key);
+  report_cases(j, cases, bytes, style);
+  j.end_array();
+}
+
+/// An extra section (a sweep of variants): prints `heading`, then report_array() under `key`.
+inline void report_section(Json& j, const std::string& key, const std::string& heading, const std::vector<Case>& cases,
+                           double bytes, const RowStyle& style) {
+  std::cout << heading;
+  report_array(j, key, cases, bytes, style);
+}
+
+/// A driver's main(): returns run(argc, argv); an exception prints "<program>: <what>" and returns 2.
+inline int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 2;
+  }
 }
 
 }  // namespace fedpp::bench

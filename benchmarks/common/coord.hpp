@@ -1,11 +1,10 @@
 #pragma once
 // Helpers shared by bench_median and bench_trimmed_mean (the coordinate-wise rules): the input
 // batch, the naive per-coordinate std::sort baseline, a blocked std::nth_element variant, and
-// the report rows. Not part of the library.
+// the style of the report rows. Not part of the library.
 
 #include <algorithm>
 #include <cstring>
-#include <iomanip>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -75,45 +74,9 @@ void blocked_select(const float* data, Index d, Index n, float* out, Select sele
   }
 }
 
-/// Median over rounds of a[k] / b[k].
-inline double ratio_paired_median(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (std::size_t k = 0; k < a.size(); ++k) r[k] = a[k] / b[k];
-  return stats(r).median;
-}
-
-/// One summary line and one JSON object: times, GB/s of update data, ratios to the probe (if
-/// given) and to a baseline (if given).
-inline void report_row(Json& j, const Case& c, double bytes, const Case* probe, const Case* baseline = nullptr) {
-  const Stats s = stats(c.times);
-  std::cout << "  " << std::left << std::setw(34) << c.name << std::right << std::fixed << std::setprecision(2)
-            << " min " << std::setw(9) << 1e3 * s.min << " ms  median " << std::setw(9) << 1e3 * s.median << " ms  "
-            << std::setw(6) << bytes / s.min * 1e-9 << " GB/s";
-  j.begin_object();
-  j.value("name", c.name);
-  j.value("min_s", s.min);
-  j.value("median_s", s.median);
-  j.value("gbps_at_min", bytes / s.min * 1e-9);
-  j.value("gbps_at_median", bytes / s.median * 1e-9);
-  if (probe) {
-    const Stats p = stats(probe->times);
-    const double paired = ratio_paired_median(c.times, probe->times);
-    j.value("ratio_to_probe_min", s.min / p.min);
-    j.value("ratio_to_probe_median", s.median / p.median);
-    j.value("ratio_to_probe_paired_median", paired);
-    std::cout << "  x" << std::setprecision(2) << paired << " probe (paired)";
-  }
-  if (baseline) {
-    const double speedup = ratio_paired_median(baseline->times, c.times);
-    j.value("speedup_over_" + baseline->name, speedup);
-    std::cout << ", " << std::setprecision(1) << speedup << "x faster than naive";
-  }
-  std::cout << "\n";
-  j.begin_array("times_s");
-  for (double t : c.times) j.value("", t);
-  j.end_array();
-  j.end_object();
-}
+/// The report rows of the coordinate-wise drivers: GB/s of update data at the min and the median,
+/// the paired ratio to the probe, and (report_case's `baseline`) the speed-up over the naive code.
+inline constexpr RowStyle coord_row{.gbps_column = true, .probe_text = ProbeText::paired, .json_gbps_at_median = true};
 
 /// Number of coordinates where a and b differ in bits.
 inline long long mismatches(const std::vector<float>& a, const std::vector<float>& b) {
@@ -134,6 +97,76 @@ inline std::string coordinate_kernel_isa() {
 #else
   return "base (build flags)";
 #endif
+}
+
+/// Where the coordinate-wise drivers' cases write: fedpp's rule, the naive code and the variants.
+struct CoordOutputs {
+  Vector<float> fedpp;            ///< fedpp's rule (the variants of fedpp's own kernel overwrite it)
+  std::vector<float> naive;       ///< the naive std::sort code
+  std::vector<float> variant;     ///< the other variants (the last one run)
+  std::vector<float> fedpp_copy;  ///< fedpp's output of the main run, kept for the checks
+
+  /// Room for d coordinates in each.
+  explicit CoordOutputs(Index d)
+      : fedpp(d),
+        naive(static_cast<std::size_t>(d)),
+        variant(static_cast<std::size_t>(d)),
+        fedpp_copy(static_cast<std::size_t>(d)) {}
+  /// After the main run: keeps fedpp's output; returns the coordinates where the naive one differs (-1: not run).
+  long long check_naive(bool naive_ran) {
+    std::copy(fedpp.data(), fedpp.data() + fedpp.size(), fedpp_copy.begin());
+    return naive_ran ? mismatches(fedpp_copy, naive) : -1;
+  }
+};
+
+/// The kernel's entries of the "parameters" object: tile lanes, comparators, ISA and bytes read per call.
+inline void write_coord_kernel(Json& j, Index comparators, double bytes) {
+  j.value("tile_lanes", static_cast<long long>(detail::tile_lanes<float>));
+  j.value("network_comparators", static_cast<long long>(comparators));
+  j.value("kernel_isa", coordinate_kernel_isa());
+  j.value("bytes_read_per_call", bytes);
+}
+
+/// The "results" array: the probe (cases[0]), fedpp's rule (cases[1]) with its speed-up over the naive
+/// code when that ran (cases[2]), and the naive code.
+inline void report_coord_results(Json& j, const std::vector<Case>& cases, double bytes) {
+  const Case* naive = cases.size() > 2 ? &cases[2] : nullptr;
+  j.begin_array("results");
+  report_case(j, cases[0], bytes, nullptr, coord_row);
+  report_case(j, cases[1], bytes, &cases[0], coord_row, naive);
+  if (naive) report_case(j, *naive, bytes, &cases[0], coord_row);
+  j.end_array();
+}
+
+/// The "target" object (with the issue's wording) and the "checks" object (coordinates differing from naive).
+inline void write_coord_target(Json& j, const Target& target, const std::string& metric, const std::string& issue,
+                               long long diff_naive) {
+  j.begin_object("target");
+  target.write(j, metric);
+  j.value("issue", issue);
+  j.end_object();
+  j.begin_object("checks");
+  j.value("coordinates_differing_from_naive_std_sort", diff_naive);
+  j.end_object();
+}
+
+/// The --variants section: runs `cases` (the probe first) interleaved, reports them under "variants" and
+/// returns the coordinates where the last case's output differs from the main run's ("variant_checks").
+inline long long report_coord_variants(Json& j, std::vector<Case>& cases, int reps, double bytes,
+                                       const CoordOutputs& out) {
+  run_interleaved(cases, reps, 1);
+  const long long differing = mismatches(out.fedpp_copy, out.variant);
+  report_section(j, "variants", " variants (same run, interleaved with their own probe):\n", cases, bytes, coord_row);
+  j.begin_object("variant_checks");
+  j.value("nth_element_coordinates_differing", differing);
+  j.end_object();
+  return differing;
+}
+
+/// The closing line: the target's PASS/FAIL line and the coordinates differing from the naive code.
+inline void print_coord_target(const Target& target, const std::string& what, long long diff_naive) {
+  target.print(what);
+  std::cout << "; coordinates differing from naive std::sort: " << diff_naive << "\n";
 }
 
 }  // namespace fedpp::bench

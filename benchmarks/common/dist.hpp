@@ -1,14 +1,13 @@
 #pragma once
 // Helpers shared by bench_krum and bench_geometric_median (the distance-based rules): the input
-// batch, paired ratios and report rows, the JSON header block. Not part of the library.
+// batch, the style of the report rows and the kernel in use. Not part of the library.
 
 #include <cstdint>
-#include <iomanip>
-#include <iostream>
 #include <string>
 #include <vector>
 
 #include "common/bench.hpp"
+#include "fedpp/aggregators/detail/dist_simd.hpp"
 #include "fedpp/core/rng.hpp"
 #include "fedpp/core/update_batch.hpp"
 
@@ -29,41 +28,21 @@ inline UpdateBatch<float> client_batch(Index n, Index d) {
   return batch;
 }
 
-/// Median over rounds of a[k] / b[k].
-inline double paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r;
-  for (std::size_t k = 0; k < a.size() && k < b.size(); ++k) r.push_back(a[k] / b[k]);
-  return stats(r).median;
-}
+/// The report rows of the distance-based drivers: the repetition count in the JSON; with a probe,
+/// the three ratios to it (min/min, median/median, paired median); without, the GB/s.
+inline constexpr RowStyle row_style{.gbps_without_probe = true,
+                                    .probe_text = ProbeText::min_median_paired,
+                                    .json_repetitions = true};
 
-/// Prints one summary line and writes one object of a JSON "results" array; with a probe, the
-/// three ratios to it (min/min, median/median, paired median).
-inline void report(Json& j, const Case& c, double bytes, const Case* probe) {
-  const Stats s = stats(c.times);
-  std::cout << "  " << std::left << std::setw(34) << c.name << std::right << std::fixed << std::setprecision(2)
-            << " min " << std::setw(9) << 1e3 * s.min << " ms  median " << std::setw(9) << 1e3 * s.median << " ms";
-  j.begin_object();
-  j.value("name", c.name);
-  j.value("repetitions", static_cast<long long>(c.times.size()));
-  j.value("min_s", s.min);
-  j.value("median_s", s.median);
-  j.value("gbps_at_min", bytes / s.min * 1e-9);
-  if (probe) {
-    const Stats p = stats(probe->times);
-    const double paired = paired_ratio(c.times, probe->times);
-    j.value("ratio_to_probe_min", s.min / p.min);
-    j.value("ratio_to_probe_median", s.median / p.median);
-    j.value("ratio_to_probe_paired_median", paired);
-    std::cout << "  x" << std::setprecision(2) << s.min / p.min << " probe (min), x" << s.median / p.median
-              << " (median), x" << paired << " (paired)";
-  } else {
-    std::cout << "  " << std::setprecision(1) << bytes / s.min * 1e-9 << " GB/s";
-  }
-  std::cout << "\n";
-  j.begin_array("times_s");
-  for (double t : c.times) j.value("", t);
-  j.end_array();
-  j.end_object();
+/// Which distance kernel fedpp picks on this CPU (`avx2` names the AVX2 kernel, e.g. "avx2+fma").
+inline std::string kernel_isa([[maybe_unused]] const std::string& avx2) {
+#if FEDPP_DIST_DISPATCH
+  return fedpp::detail::dist_cpu_has_avx512() ? "avx512f (run-time dispatch)"
+         : fedpp::detail::dist_cpu_has_avx2() ? avx2 + " (run-time dispatch)"
+                                              : "base";
+#else
+  return "base (build flags)";
+#endif
 }
 
 }  // namespace fedpp::bench::dist

@@ -23,35 +23,8 @@ namespace {
 using namespace fedpp;
 using namespace fedpp::bench;
 
-double ratio_paired_median(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (std::size_t k = 0; k < a.size(); ++k) r[k] = a[k] / b[k];
-  return stats(r).median;
-}
-
-void report_case(Json& j, const Case& c, double bytes, const Case* probe) {
-  const Stats s = stats(c.times);
-  std::cout << "  " << std::left << std::setw(34) << c.name << std::right << std::fixed << std::setprecision(2)
-            << " min " << std::setw(8) << 1e3 * s.min << " ms  median " << std::setw(8) << 1e3 * s.median << " ms";
-  j.begin_object();
-  j.value("name", c.name);
-  j.value("min_s", s.min);
-  j.value("median_s", s.median);
-  j.value("gbps_at_min", bytes / s.min * 1e-9);
-  if (probe) {
-    const Stats p = stats(probe->times);
-    const double paired = ratio_paired_median(c.times, probe->times);
-    j.value("ratio_to_probe_min", s.min / p.min);
-    j.value("ratio_to_probe_median", s.median / p.median);
-    j.value("ratio_to_probe_paired_median", paired);
-    std::cout << "  x" << std::setprecision(2) << paired << " probe (paired median)";
-  }
-  std::cout << "\n";
-  j.begin_array("times_s");
-  for (double t : c.times) j.value("", t);
-  j.end_array();
-  j.end_object();
-}
+// The rows: times at 2 digits, the paired ratio to the probe.
+constexpr RowStyle row_style{.ms_width = 8};
 
 // Fills x with N(0, scale^2) draws, one stream per block of 2^16 values (thread-count independent).
 void fill_normal(std::vector<float>& x, std::uint64_t seed, double scale) {
@@ -69,16 +42,14 @@ int run(int argc, char** argv) {
   Flags flags(argc, argv, "bench_dgc");
   const Index d = flags.get_int("d", 25000000, "update dimension");
   const double density = std::stod(flags.get("density", "0.001", "DGC density (fraction sent)"));
-  const int threads = static_cast<int>(flags.get_int("threads", 0, "OpenMP threads (0: OMP_NUM_THREADS or all)"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 1, "untimed repetitions first"));
-  const double target = std::stod(
-      flags.get("target", "5", "pass when the median over repetitions of selection time / probe time <= this"));
+  const Timing timing = Timing::read(flags, 15, 1);
+  const double max_ratio =
+      flags.get_double("target", "5", "pass when the median over repetitions of selection time / probe time <= this");
   const bool naive = !flags.get_bool("no-naive", "skip the single-threaded nth_element baseline");
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const std::string json_path = json_flag(flags);
   if (flags.finish()) return 0;
-  if (d < 1 || reps < 1 || warmup < 0) throw std::invalid_argument("d, reps must be >= 1, warmup >= 0");
-  if (threads > 0) set_max_threads(threads);
+  if (d < 1 || timing.reps < 1 || timing.warmup < 0) throw std::invalid_argument("d, reps must be >= 1, warmup >= 0");
+  timing.apply_threads();
 
   std::vector<float> v(static_cast<std::size_t>(d)), x(static_cast<std::size_t>(d));
   fill_normal(v, 1, 1.0);  // a velocity vector
@@ -95,7 +66,6 @@ int run(int argc, char** argv) {
   oe.threshold = DgcThreshold::exact;
   auto state = dgc.make_state<float>(d);
 
-  volatile double sink = 0.0;
   std::uint64_t counter = 0;
   std::vector<Index> sel, sel_exact, sel_naive;
   std::vector<float> vals;
@@ -105,7 +75,7 @@ int run(int argc, char** argv) {
   int resamples = 0, selections = 0;
 
   std::vector<Case> cases;
-  cases.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(v.data(), d); }, {}});
+  cases.push_back(probe_case(v.data(), d));
   cases.push_back({"DGC sampled selection", [&] {
                      Rng rng = make_rng(7, counter++, 0, Purpose::compression);
                      DgcSelectInfo info;
@@ -143,21 +113,17 @@ int run(int argc, char** argv) {
                      payload_bytes = p.bytes();
                    },
                    {}});
-  run_interleaved(cases, reps, warmup);
+  run_interleaved(cases, timing.reps, timing.warmup);
 
-  const double ratio = ratio_paired_median(cases[1].times, cases[0].times);
+  const Target target{ratio_paired_median(cases[1].times, cases[0].times), max_ratio};
   const double ratio_full = ratio_paired_median(cases.back().times, cases[0].times);
-  const bool pass = ratio <= target;
   const Index k = plan.num_selects;
   const bool counts_ok = min_count >= static_cast<Index>(std::ceil(0.8 * static_cast<double>(k))) && max_count <= k;
   const bool exact_ok = static_cast<Index>(sel_exact.size()) == k;
 
   std::cout << "bench_dgc: d=" << d << " float, density " << density << " (k=" << k << "), " << max_threads()
-            << " threads, " << reps << " reps; " << cpu_model() << "; load " << load_average() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_dgc");
-  j.begin_object("parameters");
+            << " threads, " << timing.reps << " reps; " << cpu_model() << "; load " << load_average() << "\n";
+  Json j = open_report("bench_dgc");
   j.value("d", static_cast<long long>(d));
   j.value("scalar", "float");
   j.value("density", density);
@@ -166,19 +132,12 @@ int run(int argc, char** argv) {
   j.value("sample_stride", static_cast<long long>(plan.stride));
   j.value("num_samples", static_cast<long long>(plan.num_samples));
   j.value("top_k_samples", static_cast<long long>(plan.top_k_samples));
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
+  timing.write(j);
   j.value("velocity_data", "N(0, 1) floats");
   j.end_object();
-  j.begin_array("results");
-  report_case(j, cases[0], bytes, nullptr);
-  for (std::size_t c = 1; c < cases.size(); ++c) report_case(j, cases[c], bytes, &cases[0]);
-  j.end_array();
+  report_array(j, "results", cases, bytes, row_style);
   j.begin_object("target");
-  j.value("metric", "median over repetitions of (DGC sampled selection time / probe time in the same repetition)");
-  j.value("ratio", ratio);
-  j.value("max", target);
-  j.value("pass", pass);
+  target.write(j, "median over repetitions of (DGC sampled selection time / probe time in the same repetition)");
   j.value("full_encode_ratio", ratio_full);
   j.end_object();
   j.begin_object("checks");
@@ -193,22 +152,13 @@ int run(int argc, char** argv) {
   j.end_object();
   j.end_object();
 
-  std::cout << std::setprecision(3) << "  target: sampled selection / probe (paired median) = " << ratio
-            << " <= " << target << ": " << (pass ? "PASS" : "FAIL") << "; full encode / probe = " << ratio_full
-            << "; sampled counts in [" << min_count << ", " << max_count << "] (k = " << k << ", " << resamples
-            << " re-selections); payload " << payload_bytes << " bytes\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  target.print("sampled selection / probe (paired median)");
+  std::cout << "; full encode / probe = " << ratio_full << "; sampled counts in [" << min_count << ", " << max_count
+            << "] (k = " << k << ", " << resamples << " re-selections); payload " << payload_bytes << " bytes\n";
+  save_report(json_path, j);
   return counts_ok && exact_ok ? 0 : 1;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_dgc: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_dgc", run, argc, argv); }

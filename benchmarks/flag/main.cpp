@@ -27,38 +27,8 @@ namespace {
 using namespace fedpp;
 using namespace fedpp::bench;
 
-double ratio_paired_median(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (std::size_t k = 0; k < a.size(); ++k) r[k] = a[k] / b[k];
-  return stats(r).median;
-}
-
-// One row of the summary and one object of the JSON "results" array.
-void report_case(Json& j, const Case& c, double bytes, const Case* probe) {
-  const Stats s = stats(c.times);
-  std::cout << "  " << std::left << std::setw(34) << c.name << std::right << std::fixed << std::setprecision(2)
-            << " min " << std::setw(9) << 1e3 * s.min << " ms  median " << std::setw(9) << 1e3 * s.median << " ms";
-  j.begin_object();
-  j.value("name", c.name);
-  j.value("min_s", s.min);
-  j.value("median_s", s.median);
-  j.value("gbps_at_min", bytes / s.min * 1e-9);
-  if (probe) {
-    const Stats p = stats(probe->times);
-    const double paired = ratio_paired_median(c.times, probe->times);
-    j.value("ratio_to_probe_min", s.min / p.min);
-    j.value("ratio_to_probe_median", s.median / p.median);
-    j.value("ratio_to_probe_paired_median", paired);
-    std::cout << "  x" << std::setprecision(2) << paired << " probe (paired median)";
-  } else {
-    std::cout << "  " << std::setprecision(1) << bytes / s.min * 1e-9 << " GB/s";
-  }
-  std::cout << "\n";
-  j.begin_array("times_s");
-  for (double t : c.times) j.value("", t);
-  j.end_array();
-  j.end_object();
-}
+// The rows: times at 2 digits; the paired ratio to the probe, or the GB/s on the probe's row.
+constexpr RowStyle row_style{.gbps_without_probe = true};
 
 // The published computation, naively: explicit normalised columns, objective, weighted columns,
 // thin SVD of the d x n matrix (Eigen BDCSVD, float), output (1/m) Y Y^T sum x_i. One IRLS step
@@ -90,17 +60,15 @@ int run(int argc, char** argv) {
   const Index n = flags.get_int("n", 100, "number of clients (columns)");
   const Index d = flags.get_int("d", 1000000, "update dimension (rows)");
   const Index m = flags.get_int("m", 8, "Flag subspace dimension");
-  const double lambda = std::stod(flags.get("lambda", "0", "Flag pairwise regularisation"));
-  const int threads = static_cast<int>(flags.get_int("threads", 0, "OpenMP threads (0: OMP_NUM_THREADS or all)"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 2, "untimed repetitions first"));
-  const double target =
-      std::stod(flags.get("target", "15", "pass when reference-mode time / probe time (paired median) <= this"));
+  const double lambda = flags.get_double("lambda", "0", "Flag pairwise regularisation");
+  const Timing timing = Timing::read(flags, 15, 2);
+  const double max_ratio =
+      flags.get_double("target", "15", "pass when reference-mode time / probe time (paired median) <= this");
   const Index naive_d = flags.get_int("naive-d", 100000, "d of the naive explicit-matrix + BDCSVD baseline (0: skip)");
   const int naive_reps = static_cast<int>(flags.get_int("naive-reps", 3, "timed repetitions of the naive baseline"));
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const std::string json_path = json_flag(flags);
   if (flags.finish()) return 0;
-  if (threads > 0) set_max_threads(threads);
+  timing.apply_threads();
 
   // Updates: a shared direction plus per-client noise of varying scale (a realistic, well-conditioned batch).
   UpdateBatch<float> batch(d, n);
@@ -121,10 +89,9 @@ int run(int argc, char** argv) {
   Vector<float> out_ref(d), out_std(d), out_comb(d);
   Matrix<double> G;
   std::vector<double> coef(static_cast<std::size_t>(n), 1.0 / static_cast<double>(n));
-  volatile double sink = 0.0;
 
   std::vector<Case> cases;
-  cases.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+  cases.push_back(probe_case(batch.data(), n * d));
   cases.push_back({"Flag reference mode (one step)", [&] { reference.aggregate(batch, out_ref); }, {}});
   cases.push_back({"Flag standard mode", [&] { standard.aggregate(batch, out_std); }, {}});
   cases.push_back({"  Gram pass (n+m columns)", [&] {
@@ -135,9 +102,8 @@ int run(int argc, char** argv) {
                      detail::weighted_mean_blocked<4>(batch.data(), d, n, coef.data(), 1.0, out_comb.data());
                    },
                    {}});
-  run_interleaved(cases, reps, warmup);
-  const double ratio = ratio_paired_median(cases[1].times, cases[0].times);
-  const bool pass = ratio <= target;
+  run_interleaved(cases, timing.reps, timing.warmup);
+  const Target target{ratio_paired_median(cases[1].times, cases[0].times), max_ratio};
 
   // Naive baseline on a smaller d (same process), and a correctness check against fedpp there.
   double naive_s = 0, naive_err = -1, naive_fedpp_s = 0;
@@ -160,18 +126,14 @@ int run(int argc, char** argv) {
   }
 
   std::cout << "bench_flag: n=" << n << " d=" << d << " m=" << m << " lambda=" << lambda << " float, " << max_threads()
-            << " threads, " << reps << " reps; " << cpu_model() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_flag");
-  j.begin_object("parameters");
+            << " threads, " << timing.reps << " reps; " << cpu_model() << "\n";
+  Json j = open_report("bench_flag");
   j.value("n", static_cast<long long>(n));
   j.value("d", static_cast<long long>(d));
   j.value("m", static_cast<long long>(m));
   j.value("lambda", lambda);
   j.value("scalar", "float");
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
+  timing.write(j);
   const auto isa = detail::flag_tile_kernel<float>().isa;
   j.value("gram_kernel", isa == detail::FlagGramIsa::avx512 ? "avx512 (run-time dispatch)"
                          : isa == detail::FlagGramIsa::avx2 ? "avx2+fma (run-time dispatch)"
@@ -179,10 +141,7 @@ int run(int argc, char** argv) {
   j.value("gram_chunks", static_cast<long long>(detail::flag_chunks(d, n + m)));
   j.value("bytes_read_per_pass", bytes);
   j.end_object();
-  j.begin_array("results");
-  report_case(j, cases[0], bytes, nullptr);
-  for (std::size_t k = 1; k < cases.size(); ++k) report_case(j, cases[k], bytes, &cases[0]);
-  j.end_array();
+  report_array(j, "results", cases, bytes, row_style);
   j.begin_object("standard_mode");
   j.value("irls_steps", standard.report().steps);
   j.value("objective_first", standard.report().objective.front());
@@ -207,17 +166,13 @@ int run(int argc, char** argv) {
   }
   j.begin_object("target");
   j.value("issue", "Flag one step <= 15x the probe (n=100, d=1e6 float)");
-  j.value("metric", "median over repetitions of (reference-mode aggregate time / probe time in the same repetition)");
-  j.value("ratio", ratio);
-  j.value("max", target);
-  j.value("pass", pass);
+  target.write(j, "median over repetitions of (reference-mode aggregate time / probe time in the same repetition)");
   j.end_object();
   j.end_object();
 
-  std::cout << std::setprecision(3) << "  target: Flag one step / probe (paired median) = " << ratio << " <= " << target
-            << ": " << (pass ? "PASS" : "FAIL") << "\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  target.print("Flag one step / probe (paired median)");
+  std::cout << "\n";
+  save_report(json_path, j);
   const bool ok = naive_d <= 0 || naive_err < 1e-3;
   if (!ok) std::cerr << "bench_flag: fedpp and the naive route disagree (max rel diff " << naive_err << ")\n";
   return ok ? 0 : 1;
@@ -225,11 +180,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_flag: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_flag", run, argc, argv); }

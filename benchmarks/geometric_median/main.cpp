@@ -60,43 +60,36 @@ int run(int argc, char** argv) {
   const Index n = flags.get_int("n", 100, "number of clients (columns)");
   const Index d = flags.get_int("d", 1000000, "update dimension (rows)");
   const int iters = static_cast<int>(flags.get_int("iterations", 10, "Weiszfeld iterations"));
-  const int threads = static_cast<int>(flags.get_int("threads", 0, "OpenMP threads (0: OMP_NUM_THREADS or all)"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 2, "untimed repetitions first"));
+  const Timing timing = Timing::read(flags, 15, 2);
   const int baseline_reps =
       static_cast<int>(flags.get_int("baseline-reps", 5, "repetitions of the naive baseline (0: skip it)"));
-  const double target =
-      std::stod(flags.get("target", "20", "pass when GM time / probe time (paired median) <= this"));
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const double max_ratio = flags.get_double("target", "20", "pass when GM time / probe time (paired median) <= this");
+  const std::string json_path = json_flag(flags);
   const bool sweep = flags.get_bool("sweep", "also time each compiled sweep kernel (base, AVX2, AVX-512F)");
   if (flags.finish()) return 0;
-  if (n < 1 || d < 1 || reps < 1 || warmup < 0 || iters < 1)
+  if (n < 1 || d < 1 || timing.reps < 1 || timing.warmup < 0 || iters < 1)
     throw std::invalid_argument("n, d, reps, iterations must be >= 1, warmup >= 0");
-  if (threads > 0) set_max_threads(threads);
+  timing.apply_threads();
 
   const UpdateBatch<float> batch = dist::client_batch(n, d);
   const double bytes = static_cast<double>(n) * static_cast<double>(d) * sizeof(float);
   const double nu = 1e-6;
   const GeometricMedian gm(nu, iters, 0.0);  // tol = 0: exactly `iters` updates
   Vector<float> out_gm(d), out_cc(d);
-  volatile double sink = 0.0;
 
   std::vector<Case> cases;
-  cases.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+  cases.push_back(probe_case(batch.data(), n * d));
   cases.push_back({"GeometricMedian (" + std::to_string(iters) + " it.)", [&] { gm.aggregate(batch, out_gm); }, {}});
   cases.push_back({"CenteredClipping (3 it., from 0)", [&] {
                      CenteredClipping cc(1.0, 3);
                      cc.aggregate(batch, out_cc);
                    },
                    {}});
-  run_interleaved(cases, reps, warmup);
+  run_interleaved(cases, timing.reps, timing.warmup);
 
   std::cout << "bench_geometric_median: n=" << n << " d=" << d << " float, " << iters << " iterations, "
-            << max_threads() << " threads, " << reps << " reps; " << cpu_model() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_geometric_median");
-  j.begin_object("parameters");
+            << max_threads() << " threads, " << timing.reps << " reps; " << cpu_model() << "\n";
+  Json j = open_report("bench_geometric_median");
   j.value("n", static_cast<long long>(n));
   j.value("d", static_cast<long long>(d));
   j.value("iterations", iters);
@@ -104,27 +97,18 @@ int run(int argc, char** argv) {
   j.value("start", "mean");
   j.value("passes_over_the_batch", iters + 1);
   j.value("scalar", "float");
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
-#if FEDPP_DIST_DISPATCH
-  j.value("kernel_isa", detail::dist_cpu_has_avx512() ? "avx512f (run-time dispatch)"
-                        : detail::dist_cpu_has_avx2() ? "avx2 (run-time dispatch)"
-                                                      : "base");
-#else
-  j.value("kernel_isa", "base (build flags)");
-#endif
+  timing.write(j);
+  j.value("kernel_isa", dist::kernel_isa("avx2"));
   j.value("bytes_read_per_pass", bytes);
   j.end_object();
   j.begin_array("results");
-  dist::report(j, cases[0], bytes, nullptr);
-  dist::report(j, cases[1], bytes, &cases[0]);
-  dist::report(j, cases[2], bytes, &cases[0]);
+  report_cases(j, cases, bytes, dist::row_style);
 
   double max_rel_diff = 0.0, naive_over_fedpp = 0.0;
   if (baseline_reps > 0) {
     std::vector<double> z_naive;
     std::vector<Case> base;
-    base.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+    base.push_back(probe_case(batch.data(), n * d));
     base.push_back({"naive Weiszfeld (2 passes/it.)", [&] { naive_weiszfeld(batch, nu, iters, z_naive); }, {}});
     base.push_back({"GeometricMedian", [&] { gm.aggregate(batch, out_gm); }, {}});
     run_interleaved(base, baseline_reps, 1);
@@ -134,21 +118,17 @@ int run(int argc, char** argv) {
       max_rel_diff = std::max(max_rel_diff, std::fabs(z_naive[static_cast<std::size_t>(k)] - out_gm(k)));
     }
     max_rel_diff /= scale;
-    naive_over_fedpp = dist::paired_ratio(base[1].times, base[2].times);
+    naive_over_fedpp = ratio_paired_median(base[1].times, base[2].times);
     std::cout << " naive baseline (" << baseline_reps << " rounds with their own probe):\n";
-    dist::report(j, base[1], bytes, &base[0]);
+    report_case(j, base[1], bytes, &base[0], dist::row_style);
     std::cout << "  naive / fedpp (paired median): x" << std::setprecision(2) << naive_over_fedpp
               << "; max |difference| / max |z| = " << std::scientific << max_rel_diff << std::fixed << "\n";
   }
   j.end_array();
 
-  const double ratio = dist::paired_ratio(cases[1].times, cases[0].times);
-  const bool pass = ratio <= target;
+  const Target target{ratio_paired_median(cases[1].times, cases[0].times), max_ratio};
   j.begin_object("target");
-  j.value("metric", "median over repetitions of (GeometricMedian time / probe time in the same repetition)");
-  j.value("ratio", ratio);
-  j.value("max", target);
-  j.value("pass", pass);
+  target.write(j, "median over repetitions of (GeometricMedian time / probe time in the same repetition)");
   j.end_object();
   j.begin_object("checks");
   if (baseline_reps > 0) {
@@ -160,7 +140,7 @@ int run(int argc, char** argv) {
 
   if (sweep) {
     std::vector<Case> v;
-    v.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+    v.push_back(probe_case(batch.data(), n * d));
     std::vector<double> z;
     for (auto isa : {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512}) {
       if (!detail::dist_isa_available(isa)) continue;
@@ -170,29 +150,17 @@ int run(int argc, char** argv) {
                    },
                    {}});
     }
-    run_interleaved(v, std::max(3, reps / 2), 1);
-    std::cout << " sweep (same run, interleaved with its own probe):\n";
-    j.begin_array("sweep");
-    dist::report(j, v[0], bytes, nullptr);
-    for (std::size_t k = 1; k < v.size(); ++k) dist::report(j, v[k], bytes, &v[0]);
-    j.end_array();
+    run_interleaved(v, std::max(3, timing.reps / 2), 1);
+    report_section(j, "sweep", " sweep (same run, interleaved with its own probe):\n", v, bytes, dist::row_style);
   }
   j.end_object();
 
-  std::cout << std::setprecision(2) << "  target: GM/probe (paired median) = " << ratio << " <= " << target << ": "
-            << (pass ? "PASS" : "FAIL") << "\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  target.print("GM/probe (paired median)", 2);
+  std::cout << "\n";
+  save_report(json_path, j);
   return baseline_reps == 0 || max_rel_diff < 1e-6 ? 0 : 1;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_geometric_median: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_geometric_median", run, argc, argv); }

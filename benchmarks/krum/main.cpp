@@ -66,18 +66,16 @@ int run(int argc, char** argv) {
   const Index d = flags.get_int("d", 1000000, "update dimension (rows)");
   const long long f_flag = flags.get_int("f", -1, "declared Byzantine clients (-1: n / 10)");
   const Index f = f_flag < 0 ? n / 10 : static_cast<Index>(f_flag);
-  const int threads = static_cast<int>(flags.get_int("threads", 0, "OpenMP threads (0: OMP_NUM_THREADS or all)"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 2, "untimed repetitions first"));
+  const Timing timing = Timing::read(flags, 15, 2);
   const int baseline_reps =
       static_cast<int>(flags.get_int("baseline-reps", 3, "repetitions of the naive baseline (0: skip it)"));
-  const double target = std::stod(flags.get("target", "25", "pass when Krum time / probe time (paired median) <= this"));
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const double max_ratio = flags.get_double("target", "25", "pass when Krum time / probe time (paired median) <= this");
+  const std::string json_path = json_flag(flags);
   const bool sweep = flags.get_bool("sweep", "also time each compiled Gram kernel (base, AVX2, AVX-512F)");
   if (flags.finish()) return 0;
-  if (n < 3 || d < 1 || reps < 1 || warmup < 0 || f < 0 || n < 2 * f + 3)
+  if (n < 3 || d < 1 || timing.reps < 1 || timing.warmup < 0 || f < 0 || n < 2 * f + 3)
     throw std::invalid_argument("need n >= 2f + 3, n >= 3, d >= 1, reps >= 1, warmup >= 0");
-  if (threads > 0) set_max_threads(threads);
+  timing.apply_threads();
 
   const UpdateBatch<float> batch = dist::client_batch(n, d);
   const double bytes = static_cast<double>(n) * static_cast<double>(d) * sizeof(float);
@@ -85,44 +83,31 @@ int run(int argc, char** argv) {
   const MultiKrum multi(f);
   Vector<float> out_krum(d), out_multi(d);
   Index selected = -1;
-  volatile double sink = 0.0;
 
   std::vector<Case> cases;
-  cases.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+  cases.push_back(probe_case(batch.data(), n * d));
   cases.push_back({"Krum aggregate", [&] { krum.aggregate(batch, out_krum); }, {}});
   cases.push_back({"MultiKrum aggregate (m = n - f)", [&] { multi.aggregate(batch, out_multi); }, {}});
-  run_interleaved(cases, reps, warmup);
+  run_interleaved(cases, timing.reps, timing.warmup);
   selected = krum.select(batch);
 
-  std::cout << "bench_krum: n=" << n << " d=" << d << " f=" << f << " float, " << max_threads() << " threads, " << reps
-            << " reps; " << cpu_model() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_krum");
-  j.begin_object("parameters");
+  std::cout << "bench_krum: n=" << n << " d=" << d << " f=" << f << " float, " << max_threads() << " threads, "
+            << timing.reps << " reps; " << cpu_model() << "\n";
+  Json j = open_report("bench_krum");
   j.value("n", static_cast<long long>(n));
   j.value("d", static_cast<long long>(d));
   j.value("f", static_cast<long long>(f));
   j.value("neighbors", "n - f - 2 (sum)");
   j.value("scalar", "float");
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
+  timing.write(j);
   j.value("gram_block", static_cast<long long>(detail::gram_block));
   const detail::GramKernel<float> kern = detail::gram_kernel<float>();
   j.value("gram_tile", std::to_string(kern.rows) + "x" + std::to_string(kern.cols));
-#if FEDPP_DIST_DISPATCH
-  j.value("kernel_isa", detail::dist_cpu_has_avx512() ? "avx512f (run-time dispatch)"
-                        : detail::dist_cpu_has_avx2() ? "avx2+fma (run-time dispatch)"
-                                                      : "base");
-#else
-  j.value("kernel_isa", "base (build flags)");
-#endif
+  j.value("kernel_isa", dist::kernel_isa("avx2+fma"));
   j.value("bytes_read_per_call", bytes);
   j.end_object();
   j.begin_array("results");
-  dist::report(j, cases[0], bytes, nullptr);
-  dist::report(j, cases[1], bytes, &cases[0]);
-  dist::report(j, cases[2], bytes, &cases[0]);
+  report_cases(j, cases, bytes, dist::row_style);
 
   // The naive baseline, interleaved with its own probe rounds.
   bool same_choice = true;
@@ -131,26 +116,22 @@ int run(int argc, char** argv) {
     Matrix<double> Dn;
     Index naive_sel = -1;
     std::vector<Case> base;
-    base.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+    base.push_back(probe_case(batch.data(), n * d));
     base.push_back({"naive Krum (double loop over pairs)", [&] { naive_sel = naive_krum(batch, f, Dn); }, {}});
     base.push_back({"Krum aggregate", [&] { krum.aggregate(batch, out_krum); }, {}});
     run_interleaved(base, baseline_reps, 0);
     same_choice = naive_sel == selected;
-    naive_over_krum = dist::paired_ratio(base[1].times, base[2].times);
+    naive_over_krum = ratio_paired_median(base[1].times, base[2].times);
     std::cout << " naive baseline (" << baseline_reps << " rounds with their own probe):\n";
-    dist::report(j, base[1], bytes, &base[0]);
+    report_case(j, base[1], bytes, &base[0], dist::row_style);
     std::cout << "  naive / fedpp Krum (paired median): x" << std::setprecision(1) << naive_over_krum
               << "; same selection: " << (same_choice ? "yes" : "NO") << "\n";
   }
   j.end_array();
 
-  const double ratio = dist::paired_ratio(cases[1].times, cases[0].times);
-  const bool pass = ratio <= target;
+  const Target target{ratio_paired_median(cases[1].times, cases[0].times), max_ratio};
   j.begin_object("target");
-  j.value("metric", "median over repetitions of (Krum aggregate time / probe time in the same repetition)");
-  j.value("ratio", ratio);
-  j.value("max", target);
-  j.value("pass", pass);
+  target.write(j, "median over repetitions of (Krum aggregate time / probe time in the same repetition)");
   j.end_object();
   j.begin_object("checks");
   j.value("selected_index", static_cast<long long>(selected));
@@ -160,36 +141,24 @@ int run(int argc, char** argv) {
 
   if (sweep) {
     std::vector<Case> v;
-    v.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(batch.data(), n * d); }, {}});
+    v.push_back(probe_case(batch.data(), n * d));
     Matrix<double> G;
     for (auto isa : {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512}) {
       if (!detail::gram_isa_available<float>(isa)) continue;
       const char* nm = isa == detail::DistIsa::base ? "Gram, base ISA" : isa == detail::DistIsa::avx2 ? "Gram, AVX2+FMA" : "Gram, AVX-512F";
       v.push_back({nm, [&, isa] { detail::gram_matrix(batch.data(), d, n, G, isa); }, {}});
     }
-    run_interleaved(v, std::max(3, reps / 3), 1);
-    std::cout << " sweep (same run, interleaved with its own probe):\n";
-    j.begin_array("sweep");
-    dist::report(j, v[0], bytes, nullptr);
-    for (std::size_t k = 1; k < v.size(); ++k) dist::report(j, v[k], bytes, &v[0]);
-    j.end_array();
+    run_interleaved(v, std::max(3, timing.reps / 3), 1);
+    report_section(j, "sweep", " sweep (same run, interleaved with its own probe):\n", v, bytes, dist::row_style);
   }
   j.end_object();
 
-  std::cout << std::setprecision(2) << "  target: Krum/probe (paired median) = " << ratio << " <= " << target << ": "
-            << (pass ? "PASS" : "FAIL") << "\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  target.print("Krum/probe (paired median)", 2);
+  std::cout << "\n";
+  save_report(json_path, j);
   return same_choice ? 0 : 1;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_krum: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_krum", run, argc, argv); }

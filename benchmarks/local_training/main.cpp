@@ -27,12 +27,6 @@ using namespace fedpp::bench;
 using S = float;
 using RowMajor = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-double paired_median(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (std::size_t k = 0; k < a.size(); ++k) r[k] = a[k] / b[k];
-  return stats(r).median;
-}
-
 // Runs fn(t) on `threads` threads at once (OpenMP), t = 0..threads-1; each call is single-threaded.
 template <typename F>
 void on_threads(int threads, F&& fn) {
@@ -72,14 +66,13 @@ int run(int argc, char** argv) {
   const Index n = flags.get_int("samples", 600, "samples per client shard (Fashion-MNIST over 100 clients: 600)");
   const Index hidden = flags.get_int("hidden", 200, "MLP hidden width (784-hidden-10)");
   const Index batch = flags.get_int("batch", 50, "mini-batch size");
-  const int threads = static_cast<int>(flags.get_int("threads", 2, "threads, one client each"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 2, "untimed repetitions first"));
-  const double floor_target = std::stod(flags.get("floor-target", "2.0", "pass when LocalSgd epoch / GEMM floor <= this"));
-  const double sam_target = std::stod(flags.get("sam-target", "2.1", "pass when Sam and FedSpeed / LocalSgd <= this"));
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const Timing timing = Timing::read(flags, 15, 2, 2, "threads, one client each");
+  const int threads = timing.threads;
+  const double floor_target = flags.get_double("floor-target", "2.0", "pass when LocalSgd epoch / GEMM floor <= this");
+  const double sam_target = flags.get_double("sam-target", "2.1", "pass when Sam and FedSpeed / LocalSgd <= this");
+  const std::string json_path = json_flag(flags);
   if (flags.finish()) return 0;
-  if (n < 1 || hidden < 1 || batch < 1 || threads < 1 || reps < 1 || warmup < 0)
+  if (n < 1 || hidden < 1 || batch < 1 || threads < 1 || timing.reps < 1 || timing.warmup < 0)
     throw std::invalid_argument("samples, hidden, batch, threads, reps must be >= 1, warmup >= 0");
   constexpr Index in = 784, classes = 10;
   Eigen::setNbThreads(1);  // each client's GEMMs run on its own thread, as in a Simulation's workers
@@ -159,40 +152,36 @@ int run(int argc, char** argv) {
                      (void)scaffold.train(model, w.params, w.shard, w.scaffold_state, ctx, rng, ex);
                    }),
                    {}});
-  run_interleaved(cases, reps, warmup);
+  run_interleaved(cases, timing.reps, timing.warmup);
 
   const double flops_per_step = 2.0 * static_cast<double>(batch) *
                                 (2.0 * static_cast<double>(in * hidden) + 3.0 * static_cast<double>(hidden * classes));
   const double samples = static_cast<double>(threads) * static_cast<double>(n);
   const Case& floor = cases[0];
   const Case& plain = cases[1];
-  const double floor_ratio = paired_median(plain.times, floor.times);
-  const double sam_ratio = paired_median(cases[2].times, plain.times);
-  const double fedspeed_ratio = paired_median(cases[3].times, plain.times);
+  const double floor_ratio = ratio_paired_median(plain.times, floor.times);
+  const double sam_ratio = ratio_paired_median(cases[2].times, plain.times);
+  const double fedspeed_ratio = ratio_paired_median(cases[3].times, plain.times);
   const bool pass = floor_ratio <= floor_target && sam_ratio <= sam_target && fedspeed_ratio <= sam_target;
 
   std::cout << "bench_local_training: MLP 784-" << hidden << "-10 (" << model.num_params() << " parameters), " << n
             << " samples per client, batch " << batch << " (" << steps << " steps per epoch), " << threads
-            << " threads (one client each), " << reps << " reps; " << cpu_model() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_local_training");
-  j.begin_object("parameters");
+            << " threads (one client each), " << timing.reps << " reps; " << cpu_model() << "\n";
+  Json j = open_report("bench_local_training");
   j.value("samples_per_client", static_cast<long long>(n));
   j.value("hidden", static_cast<long long>(hidden));
   j.value("batch", static_cast<long long>(batch));
   j.value("steps_per_epoch", static_cast<long long>(steps));
   j.value("parameters", static_cast<long long>(model.num_params()));
   j.value("client_threads", threads);
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
+  timing.write(j);
   j.value("gemm_flops_per_step", flops_per_step);
   j.end_object();
   j.begin_array("results");
   for (const Case& c : cases) {
     const Stats s = stats(c.times);
-    const double rel_floor = paired_median(c.times, floor.times);
-    const double rel_sgd = paired_median(c.times, plain.times);
+    const double rel_floor = ratio_paired_median(c.times, floor.times);
+    const double rel_sgd = ratio_paired_median(c.times, plain.times);
     std::cout << "  " << std::left << std::setw(16) << c.name << std::right << std::fixed << std::setprecision(2)
               << " median " << std::setw(8) << 1e3 * s.median << " ms  " << std::setw(9) << std::setprecision(0)
               << samples / s.median << " samples/s  " << std::setprecision(2) << std::setw(6)
@@ -205,9 +194,7 @@ int run(int argc, char** argv) {
     j.value("samples_per_s_at_median", samples / s.median);
     j.value("ratio_to_floor_paired_median", rel_floor);
     j.value("ratio_to_local_sgd_paired_median", rel_sgd);
-    j.begin_array("times_s");
-    for (double t : c.times) j.value("", t);
-    j.end_array();
+    write_times(j, c.times);
     j.end_object();
   }
   j.end_array();
@@ -226,18 +213,10 @@ int run(int argc, char** argv) {
   std::cout << std::setprecision(3) << "  target: LocalSgd/floor = " << floor_ratio << " <= " << floor_target
             << ", Sam/LocalSgd = " << sam_ratio << " and FedSpeed/LocalSgd = " << fedspeed_ratio << " <= " << sam_target
             << ": " << (pass ? "PASS" : "FAIL") << "\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  save_report(json_path, j);
   return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_local_training: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_local_training", run, argc, argv); }

@@ -20,50 +20,21 @@ namespace {
 using namespace fedpp;
 using namespace fedpp::bench;
 
-double ratio_paired_median(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (std::size_t k = 0; k < a.size(); ++k) r[k] = a[k] / b[k];
-  return stats(r).median;
-}
-
-void report_case(Json& j, const Case& c, double bytes, const Case* probe) {
-  const Stats s = stats(c.times);
-  std::cout << "  " << std::left << std::setw(34) << c.name << std::right << std::fixed << std::setprecision(2)
-            << " min " << std::setw(8) << 1e3 * s.min << " ms  median " << std::setw(8) << 1e3 * s.median << " ms";
-  j.begin_object();
-  j.value("name", c.name);
-  j.value("min_s", s.min);
-  j.value("median_s", s.median);
-  j.value("gbps_at_min", bytes / s.min * 1e-9);
-  if (probe) {
-    const Stats p = stats(probe->times);
-    j.value("ratio_to_probe_min", s.min / p.min);
-    j.value("ratio_to_probe_median", s.median / p.median);
-    j.value("ratio_to_probe_paired_median", ratio_paired_median(c.times, probe->times));
-    std::cout << "  x" << std::setprecision(2) << s.min / p.min << " probe (min), x" << s.median / p.median
-              << " (median), x" << ratio_paired_median(c.times, probe->times) << " (paired)";
-  }
-  std::cout << "\n";
-  j.begin_array("times_s");
-  for (double t : c.times) j.value("", t);
-  j.end_array();
-  j.end_object();
-}
+// The rows: times at 2 digits; the min, median and paired ratios to the probe.
+constexpr RowStyle row_style{.ms_width = 8, .probe_text = ProbeText::min_median_paired};
 
 int run(int argc, char** argv) {
   Flags flags(argc, argv, "bench_top_k");
   const Index d = flags.get_int("d", 25000000, "vector dimension (floats)");
-  const double density = std::stod(flags.get("density", "0.001", "fraction of coordinates kept"));
-  const int threads = static_cast<int>(flags.get_int("threads", 0, "OpenMP threads (0: OMP_NUM_THREADS or all)"));
-  const int reps = static_cast<int>(flags.get_int("reps", 15, "timed repetitions of each case"));
-  const int warmup = static_cast<int>(flags.get_int("warmup", 2, "untimed repetitions first"));
-  const double target = std::stod(
-      flags.get("target", "15", "pass when the median over repetitions of top_k_indices time / probe time <= this"));
-  const std::string json_path = flags.get("json", "", "write the JSON result to this file");
+  const double density = flags.get_double("density", "0.001", "fraction of coordinates kept");
+  const Timing timing = Timing::read(flags, 15, 2);
+  const double max_ratio = flags.get_double(
+      "target", "15", "pass when the median over repetitions of top_k_indices time / probe time <= this");
+  const std::string json_path = json_flag(flags);
   const bool naive = !flags.get_bool("no-naive", "skip the std::nth_element baseline");
   if (flags.finish()) return 0;
-  if (d < 1 || reps < 1 || warmup < 0) throw std::invalid_argument("d, reps must be >= 1, warmup >= 0");
-  if (threads > 0) set_max_threads(threads);
+  if (d < 1 || timing.reps < 1 || timing.warmup < 0) throw std::invalid_argument("d, reps must be >= 1, warmup >= 0");
+  timing.apply_threads();
 
   const TopK topk = TopK::density(density);
   const auto k = static_cast<std::size_t>(topk.k_for(d));
@@ -74,7 +45,6 @@ int run(int argc, char** argv) {
     for (auto& v : x) v = static_cast<float>(rng.normal());
   }
   const double bytes = static_cast<double>(d) * sizeof(float);
-  volatile double sink = 0.0;
   std::vector<Index> fast, slow;
   std::vector<Index> scratch(static_cast<std::size_t>(d));
   TopK::State st;
@@ -82,7 +52,7 @@ int run(int argc, char** argv) {
   std::size_t payload_bytes = 0;
 
   std::vector<Case> cases;
-  cases.push_back({"probe (parallel sum)", [&] { sink = sink + probe_sum(x.data(), d); }, {}});
+  cases.push_back(probe_case(x.data(), d));
   cases.push_back({"fedpp top_k_indices", [&] { fast = top_k_indices<float>(x, k); }, {}});
   cases.push_back({"fedpp TopK::encode (select+payload)",
                    [&] { payload_bytes = topk.encode(std::span<const float>(x), st, rng).bytes(); },
@@ -101,57 +71,38 @@ int run(int argc, char** argv) {
                        std::sort(slow.begin(), slow.end());
                      },
                      {}});
-  run_interleaved(cases, reps, warmup);
+  run_interleaved(cases, timing.reps, timing.warmup);
   const bool same = !naive || fast == slow;
 
-  const double ratio = ratio_paired_median(cases[1].times, cases[0].times);
-  const bool pass = ratio <= target;
+  const Target target{ratio_paired_median(cases[1].times, cases[0].times), max_ratio};
   std::cout << "bench_top_k: d=" << d << " float, k=" << k << " (density " << density << "), " << max_threads()
-            << " threads, " << reps << " reps; " << cpu_model() << "; load " << load_average() << "\n";
-  Json j;
-  j.begin_object();
-  write_context(j, "bench_top_k");
-  j.begin_object("parameters");
+            << " threads, " << timing.reps << " reps; " << cpu_model() << "; load " << load_average() << "\n";
+  Json j = open_report("bench_top_k");
   j.value("d", static_cast<long long>(d));
   j.value("k", static_cast<long long>(k));
   j.value("density", density);
   j.value("scalar", "float");
   j.value("distribution", "standard normal");
-  j.value("repetitions", reps);
-  j.value("warmup", warmup);
+  timing.write(j);
   j.value("payload_bytes", static_cast<long long>(payload_bytes));
   j.value("bytes_read_per_call", bytes);
   j.end_object();
-  j.begin_array("results");
-  report_case(j, cases[0], bytes, nullptr);
-  for (std::size_t c = 1; c < cases.size(); ++c) report_case(j, cases[c], bytes, &cases[0]);
-  j.end_array();
+  report_array(j, "results", cases, bytes, row_style);
   j.begin_object("target");
-  j.value("metric", "median over repetitions of (top_k_indices time / probe time in the same repetition)");
-  j.value("ratio", ratio);
-  j.value("max", target);
-  j.value("pass", pass);
+  target.write(j, "median over repetitions of (top_k_indices time / probe time in the same repetition)");
   j.value("issue_reference", "numpy argpartition 270 ms; probe about 2-3 ms");
   j.end_object();
   j.begin_object("checks");
   j.value("same_indices_as_naive", same);
   j.end_object();
   j.end_object();
-  std::cout << std::setprecision(3) << "  target: top_k_indices/probe (paired median) = " << ratio << " <= " << target
-            << ": " << (pass ? "PASS" : "FAIL") << "; same indices as the naive baseline: " << (same ? "yes" : "NO")
-            << "; payload " << payload_bytes << " bytes\n";
-  write_file(json_path, j.str());
-  if (!json_path.empty()) std::cout << "  wrote " << json_path << "\n";
+  target.print("top_k_indices/probe (paired median)");
+  std::cout << "; same indices as the naive baseline: " << (same ? "yes" : "NO") << "; payload " << payload_bytes
+            << " bytes\n";
+  save_report(json_path, j);
   return same ? 0 : 1;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_top_k: " << e.what() << "\n";
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return fedpp::bench::guarded_main("bench_top_k", run, argc, argv); }
