@@ -1,8 +1,11 @@
 #pragma once
 // A strongly convex test model with closed forms: f(w) = mean_j 0.5 a_j ||w - x_j||^2 over a client's
 // samples, with grad f(w) = mean_j a_j (w - x_j). Feature rows 0..d-1 of a sample hold x_j, row d holds a_j.
+// Also: data sets of given points, and a fixed three-client federation of one-sample quadratics.
+#include <cstddef>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/dataset.hpp"
@@ -50,5 +53,28 @@ inline std::shared_ptr<fedpp::Dataset<double>> quadratic_points(const fedpp::Mat
   ds->num_classes = 2;
   return ds;
 }
+
+/// Three one-sample clients in 2 dimensions: client i's objective is 0.5 a_i ||w - c_i||^2.
+struct QuadraticFederation {
+  std::vector<double> a{1.0, 3.0, 0.5};  ///< the curvatures a_i
+  std::vector<fedpp::Vector<double>> c{fedpp::Vector<double>{{0.0, 1.0}}, fedpp::Vector<double>{{2.0, -1.0}},
+                                       fedpp::Vector<double>{{-1.0, 2.0}}};  ///< the client optima c_i
+  std::vector<fedpp::DatasetView<double>> shards;                            ///< client i's one sample
+  /// Builds the shards from a and c.
+  QuadraticFederation() {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      shards.push_back(fedpp::DatasetView<double>::all(quadratic_points(c[i], a[i])));
+  }
+  /// The optimum of the mean objective (1/N) sum_i f_i: sum_i a_i c_i / sum_i a_i.
+  [[nodiscard]] fedpp::Vector<double> optimum() const {
+    fedpp::Vector<double> num = fedpp::Vector<double>::Zero(2);
+    double den = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      num += a[i] * c[i];
+      den += a[i];
+    }
+    return num / den;
+  }
+};
 
 }  // namespace fedpp_test

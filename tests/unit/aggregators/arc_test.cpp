@@ -12,27 +12,15 @@
 #include "fedpp/aggregators/arc.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-}  // namespace
+using namespace fedpp_test;
 
 TEMPLATE_TEST_CASE("Arc reproduces ByzFL's ARC(1)", "[aggregators][Arc]", float, double) {
   using S = TestType;
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();
   const UpdateBatch<S> y = Arc<>(1).transform(UpdateBatch<S>(x));
   CHECK(y.matrix().col(0) == x.col(0));
   CHECK(y.matrix().col(1) == x.col(1));

@@ -13,31 +13,11 @@
 #include "fedpp/aggregators/bucketing.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-template <typename S>
-Matrix<S> cloud(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(rng.normal());
-  return m;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-}  // namespace
+using namespace fedpp_test;
 
 TEST_CASE("Bucketing buckets partition the columns", "[aggregators][Bucketing]") {
   for (Index n : {Index{1}, Index{2}, Index{7}, Index{10}}) {
@@ -65,7 +45,7 @@ TEMPLATE_TEST_CASE("Bucketing means are WeightedMean of the members, bit for bit
                    double) {
   using S = TestType;
   const Index d = 4099, n = 11;
-  const UpdateBatch<S> batch(cloud<S>(d, n, 1));
+  const UpdateBatch<S> batch(cloud<S>(d, n, 0.0, 1.0, 1));
   Bucketing<> b(3, 42);
   Rng rng = b.rng();  // the stream transform() is about to use
   const auto buckets = b.buckets(n, rng);
@@ -90,7 +70,7 @@ TEMPLATE_TEST_CASE("Bucketing means are WeightedMean of the members, bit for bit
 }
 
 TEST_CASE("Bucketing state: seeded, advanced per call, reproducible", "[aggregators][Bucketing]") {
-  const UpdateBatch<double> batch(cloud<double>(20, 9, 2));
+  const UpdateBatch<double> batch(cloud<double>(20, 9, 0.0, 1.0, 2));
   Bucketing<> a(2, 7), b(2, 7), c(2, 8);
   std::vector<Matrix<double>> seq_a, seq_b;
   for (int r = 0; r < 4; ++r) {
@@ -127,8 +107,7 @@ TEST_CASE("Bucketing draws every permutation equally often", "[aggregators][Buck
 }
 
 TEST_CASE("Bucketing on ByzFL's input: two buckets whose weighted means give the mean", "[aggregators][Bucketing]") {
-  Matrix<double> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  Matrix<double> x = byzfl_x<double>();
   Bucketing<> b(2, 1);
   const UpdateBatch<double> means = b.transform(UpdateBatch<double>(x));
   REQUIRE(means.size() == 2);

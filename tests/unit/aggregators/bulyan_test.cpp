@@ -11,19 +11,13 @@
 
 #include "fedpp/aggregators/bulyan.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
-  return m;
-}
 
 template <typename S>
 std::vector<std::vector<long double>> ref_distances(const Matrix<S>& x) {
@@ -135,21 +129,6 @@ std::vector<long double> ref_garfield(const Matrix<S>& x, Index f, Index m) {
   }
   return ref_window(sel, t - 2 * f, true);
 }
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 }  // namespace
 

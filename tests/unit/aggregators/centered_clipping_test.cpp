@@ -10,19 +10,14 @@
 #include "fedpp/aggregators/centered_clipping.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
-  return m;
-}
 
 // ByzFL's formula in long double: L times v <- v + mean_i (x_i - v) min(1, tau / ||x_i - v||).
 template <typename S>
@@ -44,28 +39,12 @@ void ref_cc(const Matrix<S>& x, double tau, Index iters, std::vector<long double
   }
 }
 
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("CenteredClipping reproduces ByzFL's golden value", "[aggregators][CenteredClipping]", float,
                    double) {
   using S = TestType;
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();
   CenteredClipping cc;  // tau = 100, L = 1, from 0: no update is clipped, so the mean exactly
   CHECK(cc.tau() == 100.0);
   CHECK(cc.iterations() == 1);
@@ -164,7 +143,7 @@ TEMPLATE_TEST_CASE("CenteredClipping is bit-identical on 1, 2, 3 threads and wit
   std::vector<Vector<S>> outs;
   for (int t : {1, 2, 3}) {
     set_max_threads(t);
-    for (auto isa : {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512}) {
+    for (auto isa : all_dist_isas) {
       if (!detail::dist_isa_available(isa)) continue;
       CenteredClipping cc(50.0, 3);
       Vector<S> out;

@@ -15,110 +15,44 @@
 
 #include "fedpp/aggregators/coordinate_median.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_coordinatewise.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-// Kinds of random columns: spread-out normals, heavy ties with signed zeros, huge and tiny
-// magnitudes mixed, and columns where every value repeats one of a few.
-enum class Kind { normal, ties, extremes, duplicates };
-
-// A d x n batch of the given kind; same seed -> same batch.
+// A d x n batch of the given kind (see kind_matrix); extremes up to the largest finite values.
 template <typename S>
-Matrix<S> random_matrix(Index d, Index n, Kind kind, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
+Matrix<S> median_inputs(Index d, Index n, Kind kind, std::uint64_t seed) {
   const S big = std::numeric_limits<S>::max() / S(4);
   const S tiny = std::numeric_limits<S>::denorm_min();
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) {
-      S v = 0;
-      switch (kind) {
-        case Kind::normal:
-          v = static_cast<S>(rng.normal() * std::ldexp(1.0, static_cast<int>(rng.uniform_index(20)) - 10));
-          break;
-        case Kind::ties: {
-          const int k = static_cast<int>(rng.uniform_index(7)) - 3;  // -3..3, zeros get a random sign
-          v = k == 0 ? (rng.uniform() < 0.5 ? S(-0.0) : S(0.0)) : static_cast<S>(k);
-          break;
-        }
-        case Kind::extremes: {
-          const auto pick = rng.uniform_index(6);
-          const S sign = rng.uniform() < 0.5 ? S(-1) : S(1);
-          v = pick == 0   ? sign * big
-              : pick == 1 ? sign * big * static_cast<S>(1.0 + rng.uniform())
-              : pick == 2 ? sign * tiny * static_cast<S>(1 + rng.uniform_index(5))
-              : pick == 3 ? sign * std::numeric_limits<S>::min()
-              : pick == 4 ? sign * std::numeric_limits<S>::max()
-                          : static_cast<S>(rng.normal());
-          break;
-        }
-        case Kind::duplicates: {
-          const S palette[4] = {S(0.1), S(-2.5), S(1e3), S(0.1)};
-          v = palette[(j % 3 == 0) ? 0 : rng.uniform_index(4)];
-          break;
-        }
-      }
-      m(j, i) = v;
-    }
-  return m;
-}
-
-// IEEE totalOrder on non-NaN values: -0 before +0.
-template <typename S>
-bool total_less(S a, S b) {
-  return a < b || (a == b && std::signbit(a) && !std::signbit(b));
+  return kind_matrix<S>(d, n, kind, seed, [&](Rng& rng) {
+    const auto pick = rng.uniform_index(6);
+    const S sign = rng.uniform() < 0.5 ? S(-1) : S(1);
+    return pick == 0   ? sign * big
+           : pick == 1 ? sign * big * static_cast<S>(1.0 + rng.uniform())
+           : pick == 2 ? sign * tiny * static_cast<S>(1 + rng.uniform_index(5))
+           : pick == 3 ? sign * std::numeric_limits<S>::min()
+           : pick == 4 ? sign * std::numeric_limits<S>::max()
+                       : static_cast<S>(rng.normal());
+  });
 }
 
 // The sort-based reference: per coordinate, sort (totalOrder) and take the middle value(s).
 template <typename S>
 Vector<S> reference_median(const Matrix<S>& m, bool average) {
-  const Index d = m.rows(), n = m.cols();
-  Vector<S> out(d);
-  std::vector<S> v(static_cast<std::size_t>(n));
-  for (Index j = 0; j < d; ++j) {
-    for (Index i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = m(j, i);
-    std::sort(v.begin(), v.end(), total_less<S>);
-    const S lo = v[static_cast<std::size_t>((n - 1) / 2)], hi = v[static_cast<std::size_t>(n / 2)];
-    out(j) = average ? std::midpoint(lo, hi) : lo;
-  }
+  Vector<S> out(m.rows());
+  for (Index j = 0; j < m.rows(); ++j) out(j) = sorted_median(sorted_coordinate(m, j), average);
   return out;
-}
-
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
-template <typename S>
-Index count_mismatches(const Vector<S>& a, const Vector<S>& b) {
-  Index bad = 0;
-  for (Index j = 0; j < a.size(); ++j)
-    if (std::memcmp(&a(j), &b(j), sizeof(S)) != 0) ++bad;
-  return bad;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
 }
 
 template <typename S>
 Vector<S> median_of(const Matrix<S>& m, MedianConvention c = MedianConvention::average) {
-  Vector<S> out;
-  CoordinateMedian(c).aggregate(UpdateBatch<S>(m), out);
-  return out;
+  return aggregated<S>(CoordinateMedian(c), m);
 }
 
 }  // namespace
@@ -232,7 +166,7 @@ TEMPLATE_TEST_CASE("for_each_sorted_tile visits every coordinate once, with a co
                    float, double) {
   using S = TestType;
   const Index n = 9, d = 1000;
-  const Matrix<S> m = random_matrix<S>(d, n, Kind::normal, 3);
+  const Matrix<S> m = median_inputs<S>(d, n, Kind::normal, 3);
   const std::vector<Index> columns = {7, 2, 2, 5, 0};  // any subset, order, repeats
   const auto net = detail::ComparatorNetwork::sorter(static_cast<Index>(columns.size()));
   std::vector<int> seen(static_cast<std::size_t>(d), 0);
@@ -241,9 +175,7 @@ TEMPLATE_TEST_CASE("for_each_sorted_tile visits every coordinate once, with a co
     for (Index l = 0; l < t.count; ++l) {
       const Index j = t.first + l;
       ++seen[static_cast<std::size_t>(j)];
-      std::vector<S> want;
-      for (Index c : columns) want.push_back(m(j, c));
-      std::sort(want.begin(), want.end(), total_less<S>);
+      const std::vector<S> want = sorted_coordinate(m, j, columns);
       for (Index r = 0; r < t.rows; ++r)
         if (t.value(r, l) != want[static_cast<std::size_t>(r)]) ++bad;
     }
@@ -266,7 +198,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian known values and conventions", "[aggregator
   const Vector<S> o = median_of<S>(odd);
   CHECK(o(0) == S(3));
   CHECK(o(1) == S(2));
-  CHECK(same_bits<S>(median_of<S>(odd, MedianConvention::lower), o));  // odd n: conventions agree
+  CHECK(same_bits(median_of<S>(odd, MedianConvention::lower), o));  // odd n: conventions agree
   // n = 1: the value; n = 2: midpoint or the smaller.
   Matrix<S> one(3, 1);
   one << S(-7.5), S(0.1), S(3e4);
@@ -284,10 +216,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian known values and conventions", "[aggregator
 TEMPLATE_TEST_CASE("CoordinateMedian reproduces ByzFL's golden value", "[aggregators][CoordinateMedian]", float, double) {
   using S = TestType;
   // ByzFL: X = [[1,2,3],[4,5,6],[7,8,9]] (one row per client) -> Median = [4, 5, 6].
-  Matrix<S> x(3, 3);  // one column per client
-  x << 1, 4, 7,       //
-      2, 5, 8,        //
-      3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();  // one column per client
   const Vector<S> out = median_of<S>(x);
   CHECK(out(0) == S(4));
   CHECK(out(1) == S(5));
@@ -317,7 +246,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian equals the sort-based reference bit for bit
   const Index n = GENERATE(1, 2, 3, 4, 5, 7, 8, 16, 31, 32, 33, 64, 99, 100, 101, 128, 257);
   const Index d = GENERATE(as<Index>{}, 1, 5, 33, 1000);
   const Kind kind = GENERATE(Kind::normal, Kind::ties, Kind::extremes, Kind::duplicates);
-  const Matrix<S> m = random_matrix<S>(d, n, kind, static_cast<std::uint64_t>(1000 * n + d));
+  const Matrix<S> m = median_inputs<S>(d, n, kind, static_cast<std::uint64_t>(1000 * n + d));
   const std::vector<Index> columns = detail::all_columns(n);
   INFO("n = " << n << ", d = " << d << ", kind = " << static_cast<int>(kind));
   for (bool average : {true, false}) {
@@ -325,7 +254,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian equals the sort-based reference bit for bit
     const Vector<S> got =
         median_of<S>(m, average ? MedianConvention::average : MedianConvention::lower);
     CHECK(count_mismatches<S>(got, want) == 0);
-    for (detail::TileIsa isa : {detail::TileIsa::base, detail::TileIsa::avx2, detail::TileIsa::avx512}) {
+    for (detail::TileIsa isa : all_tile_isas) {
       Vector<S> pinned(d);
       detail::coordinate_median<S>(m.data(), d, columns, average, pinned.data(), isa);
       CHECK(count_mismatches<S>(pinned, want) == 0);
@@ -337,7 +266,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian above the network size uses the sort path, 
                    "[aggregators][CoordinateMedian]", float, double) {
   using S = TestType;
   const Index n = detail::network_max_rows + GENERATE(as<Index>{}, 0, 1, 2);
-  const Matrix<S> m = random_matrix<S>(37, n, Kind::ties, 11);
+  const Matrix<S> m = median_inputs<S>(37, n, Kind::ties, 11);
   CHECK(count_mismatches<S>(median_of<S>(m), reference_median<S>(m, true)) == 0);
   CHECK(count_mismatches<S>(median_of<S>(m, MedianConvention::lower), reference_median<S>(m, false)) == 0);
 }
@@ -347,12 +276,12 @@ TEMPLATE_TEST_CASE("CoordinateMedian is bit-identical for any thread count and c
   using S = TestType;
   ThreadGuard guard;
   const Index n = 21, d = 50021;  // enough tiles to split across threads
-  const Matrix<S> m = random_matrix<S>(d, n, Kind::normal, 99);
+  const Matrix<S> m = median_inputs<S>(d, n, Kind::normal, 99);
   set_max_threads(1);
   const Vector<S> one = median_of<S>(m);
   for (int t : {2, 3, 4}) {
     set_max_threads(t);
-    CHECK(same_bits<S>(median_of<S>(m), one));
+    CHECK(same_bits(median_of<S>(m), one));
   }
   set_max_threads(1);
   // Reversed and shuffled columns.
@@ -361,8 +290,8 @@ TEMPLATE_TEST_CASE("CoordinateMedian is bit-identical for any thread count and c
   for (Index i = n - 1; i > 0; --i) std::swap(perm[static_cast<std::size_t>(i)], perm[rng.uniform_index(static_cast<std::uint64_t>(i + 1))]);
   Matrix<S> shuffled(d, n);
   for (Index i = 0; i < n; ++i) shuffled.col(i) = m.col(perm[static_cast<std::size_t>(i)]);
-  CHECK(same_bits<S>(median_of<S>(shuffled), one));
-  CHECK(same_bits<S>(median_of<S>(Matrix<S>(m.rowwise().reverse())), one));
+  CHECK(same_bits(median_of<S>(shuffled), one));
+  CHECK(same_bits(median_of<S>(Matrix<S>(m.rowwise().reverse())), one));
 }
 
 TEMPLATE_TEST_CASE("CoordinateMedian is translation equivariant for exact shifts", "[aggregators][CoordinateMedian]",
@@ -389,20 +318,14 @@ TEMPLATE_TEST_CASE("CoordinateMedian breakdown: f attackers cannot leave the hon
   using S = TestType;
   const Index honest = GENERATE(5, 8, 51), d = 513;
   const Index attackers = honest - 1;  // the most the median tolerates: n = 2 honest - 1 > 2 attackers
-  Matrix<S> m = random_matrix<S>(d, honest + attackers, Kind::normal, 21);
+  Matrix<S> m = median_inputs<S>(d, honest + attackers, Kind::normal, 21);
   auto rng = make_rng(22, 0, 0, Purpose::user);
   const S huge = std::numeric_limits<S>::max() / S(8);
-  for (Index i = honest; i < honest + attackers; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = rng.uniform() < 0.5 ? huge : -huge;  // both sides, per coordinate
+  fill_attackers(m, honest, huge, rng);  // both sides, per coordinate
   for (MedianConvention c : {MedianConvention::average, MedianConvention::lower}) {
     Vector<S> out;
     CoordinateMedian(c, attackers).aggregate(UpdateBatch<S>(m), out);
-    Index outside = 0;
-    for (Index j = 0; j < d; ++j) {
-      const auto row = m.row(j).head(honest);
-      if (out(j) < row.minCoeff() || out(j) > row.maxCoeff()) ++outside;
-    }
-    CHECK(outside == 0);
+    CHECK(outside_honest_range(out, m, honest) == 0);
   }
 }
 

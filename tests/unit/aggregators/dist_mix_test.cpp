@@ -10,40 +10,24 @@
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
 #include "fedpp/core/update_batch.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-template <typename S>
-Matrix<S> random_matrix(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(0.5 + rng.normal());
-  return m;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-const detail::DistIsa all_isas[] = {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512};
-
-}  // namespace
+using namespace fedpp_test;
 
 TEMPLATE_TEST_CASE("mix_columns: means of listed columns equal WeightedMean on those columns",
                    "[aggregators][dist_mix]", float, double) {
   using S = TestType;
   ThreadGuard guard;
   const Index n = 9, d = GENERATE(as<Index>{}, 1, 5, 4099, 70001);
-  const Matrix<S> x = random_matrix<S>(d, n, static_cast<std::uint64_t>(d));
+  const Matrix<S> x = cloud<S>(d, n, 0.5, 1.0, static_cast<std::uint64_t>(d));
   const std::vector<std::vector<Index>> lists{{0}, {1, 2}, {0, 3, 4, 5, 8}, {2, 3, 4, 5, 6, 7, 8}, {8}};
   std::vector<Matrix<S>> outs;
   for (int t : {1, 2}) {
     set_max_threads(t);
-    for (auto isa : all_isas) {
+    for (auto isa : all_dist_isas) {
       if (!detail::dist_isa_available(isa)) continue;
       Matrix<S> out(d, static_cast<Index>(lists.size()));
       detail::mix_columns(x.data(), d, n, lists, out.data(), isa);
@@ -67,7 +51,7 @@ TEMPLATE_TEST_CASE("scale_columns scales only the columns whose factor is not 1"
   using S = TestType;
   ThreadGuard guard;
   const Index n = 5, d = 100003;
-  const Matrix<S> x = random_matrix<S>(d, n, 4);
+  const Matrix<S> x = cloud<S>(d, n, 0.5, 1.0, 4);
   const std::vector<double> scales{1.0, 0.5, 1.0, 0.1, 3.0};
   for (int t : {1, 2}) {
     set_max_threads(t);

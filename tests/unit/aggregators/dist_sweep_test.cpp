@@ -11,32 +11,14 @@
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
 #include "fedpp/core/update_batch.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-Matrix<S> random_matrix(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i) {
-    const double scale = std::ldexp(1.0, static_cast<int>(rng.uniform_index(7)) - 3);
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(0.5 + scale * rng.normal());
-  }
-  return m;
-}
-
-bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-const detail::DistIsa all_isas[] = {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512};
 
 // One full pass: returns the new center (when update) and the squared distances.
 template <typename S>
@@ -69,7 +51,7 @@ TEMPLATE_TEST_CASE("sweep pass: center update and distances match a long double 
   using S = TestType;
   const Index n = GENERATE(1, 2, 5, 9);
   const Index d = GENERATE(as<Index>{}, 1, 7, 8, 1023, 1025, 3 * detail::sweep_chunk + 13);
-  const Matrix<S> x = random_matrix<S>(d, n, static_cast<std::uint64_t>(n * 7919 + d));
+  const Matrix<S> x = scaled_columns<S>(d, n, static_cast<std::uint64_t>(n * 7919 + d), 0.5);
   std::vector<double> z0(static_cast<std::size_t>(d)), w(static_cast<std::size_t>(n));
   auto rng = make_rng(3, 0, 0, Purpose::user);
   for (auto& v : z0) v = rng.normal();
@@ -111,7 +93,7 @@ TEMPLATE_TEST_CASE("sweep pass: distances to a fixed center and squared norms", 
                    double) {
   using S = TestType;
   const Index n = 6, d = 2 * detail::sweep_chunk + 5;
-  const Matrix<S> x = random_matrix<S>(d, n, 17);
+  const Matrix<S> x = scaled_columns<S>(d, n, 17, 0.5);
   std::vector<double> z(static_cast<std::size_t>(d), 0.25);
   const auto [z_after, dist] = run_pass(x, z, {}, 1.0, 0.0, /*update=*/false, false, detail::DistIsa::best);
   CHECK(z_after == z);  // no update: the center is untouched
@@ -140,14 +122,14 @@ TEMPLATE_TEST_CASE("sweep pass is bit-identical on 1, 2, 3 threads and with ever
   using S = TestType;
   ThreadGuard guard;
   const Index n = 13, d = 40 * detail::sweep_chunk + 77;  // enough for several threads
-  const Matrix<S> x = random_matrix<S>(d, n, 23);
+  const Matrix<S> x = scaled_columns<S>(d, n, 23, 0.5);
   std::vector<double> z0(static_cast<std::size_t>(d)), w(static_cast<std::size_t>(n));
   for (std::size_t j = 0; j < z0.size(); ++j) z0[j] = 0.1 + 1e-3 * static_cast<double>(j % 977);
   for (std::size_t i = 0; i < w.size(); ++i) w[i] = 1.0 / (1.0 + static_cast<double>(i));
   std::vector<std::vector<double>> zs, ds;
   for (int t : {1, 2, 3}) {
     set_max_threads(t);
-    for (auto isa : all_isas) {
+    for (auto isa : all_dist_isas) {
       if (!detail::dist_isa_available(isa)) continue;
       // a = 0.3: a * z is inexact, so a fused multiply-add anywhere would change bits.
       const auto [z, dist] = run_pass(x, z0, w, 3.0, 0.3, true, false, isa);

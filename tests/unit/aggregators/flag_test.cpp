@@ -18,15 +18,17 @@
 #include "fedpp/core/rng.hpp"
 #include "fedpp/models/softmax_regression.hpp"
 #include "support/blobs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 using MatD = Matrix<double>;
 using VecD = Vector<double>;
 
 namespace {
 
 // d x n matrix of standard normals (column i scaled by 2^(i % 5 - 2)), fixed seed.
-MatD random_matrix(Index d, Index n, std::uint64_t seed) {
+MatD graded_normals(Index d, Index n, std::uint64_t seed) {
   MatD m(d, n);
   Rng rng = make_rng(seed, 0, 0, Purpose::user);
   for (Index i = 0; i < n; ++i) {
@@ -38,7 +40,7 @@ MatD random_matrix(Index d, Index n, std::uint64_t seed) {
 
 // An orthonormal d x m matrix (Householder QR of a normal matrix).
 MatD orthonormal(Index d, Index m, std::uint64_t seed) {
-  const MatD a = random_matrix(d, m, seed);
+  const MatD a = graded_normals(d, m, seed);
   Eigen::HouseholderQR<MatD> qr(a);
   return qr.householderQ() * MatD::Identity(d, m);
 }
@@ -125,26 +127,6 @@ double tol_for() {
   return std::is_same_v<S, float> ? 2e-4 : 1e-9;
 }
 
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
 }  // namespace
 
 static_assert(Aggregator<FlagAggregator, float> && Aggregator<FlagAggregator, double>);
@@ -159,7 +141,7 @@ TEMPLATE_TEST_CASE("FlagAggregator reference mode equals the published computati
   for (Index m : {Index{1}, Index{2}, Index{4}, Index{8}}) {
     if (m > n || m > d) continue;
     CAPTURE(n, d, m);
-    const MatD g = random_matrix(d, n, static_cast<std::uint64_t>(100 * n + d + m));
+    const MatD g = graded_normals(d, n, static_cast<std::uint64_t>(100 * n + d + m));
     const MatD Y0 = orthonormal(d, m, static_cast<std::uint64_t>(7 + d + m));
     const ReferenceResult ref = reference_fa(g, m, 0.0, Y0);
     FlagAggregator fa(m, 0.0, FlagMode::reference);
@@ -187,7 +169,7 @@ TEMPLATE_TEST_CASE("FlagAggregator reference mode equals the published computati
   for (Index m : {Index{1}, Index{3}}) {
     if (m > n) continue;
     CAPTURE(n, d, m, lambda);
-    const MatD g = random_matrix(d, n, static_cast<std::uint64_t>(31 * n + d));
+    const MatD g = graded_normals(d, n, static_cast<std::uint64_t>(31 * n + d));
     const MatD Y0 = orthonormal(d, m, static_cast<std::uint64_t>(d + m));
     const ReferenceResult ref = reference_fa(g, m, lambda, Y0);
     FlagAggregator fa(m, lambda, FlagMode::reference);
@@ -202,7 +184,7 @@ TEMPLATE_TEST_CASE("FlagAggregator reference mode equals the published computati
 
 TEST_CASE("FlagAggregator several IRLS steps follow the reference loop", "[aggregators][FlagAggregator]") {
   const Index d = 200, n = 9, m = 2;
-  const MatD g = random_matrix(d, n, 5);
+  const MatD g = graded_normals(d, n, 5);
   const MatD Y0 = orthonormal(d, m, 6);
   for (double lambda : {0.0, 3.0}) {
     for (int iters : {2, 5, 30}) {
@@ -247,7 +229,7 @@ TEST_CASE("FlagAggregator random start: the documented stream, orthonormal, same
     CHECK((FlagAggregator::random_start(d, m, 2) - Y0).norm() > 0.1);
 
     const Index n = 4;
-    const MatD g = random_matrix(d, n, 44);
+    const MatD g = graded_normals(d, n, 44);
     FlagAggregator internal(m, 0.0, FlagMode::reference), injected(m, 0.0, FlagMode::reference);
     injected.set_start(Y0);
     const VecD a = run(internal, to_batch<double>(g)), b = run(injected, to_batch<double>(g));
@@ -262,7 +244,7 @@ TEMPLATE_TEST_CASE("FlagAggregator returns the start when no step is taken or no
   // A start inside the span of the updates has objective ~0 (<= tolerance): no step, the start is
   // returned, and the output is (1/m) Y0 Y0^T s = s / m.
   const Index d = 50, n = 2, m = 2;
-  const MatD g = random_matrix(d, n, 3);
+  const MatD g = graded_normals(d, n, 3);
   FlagOptions o = FlagOptions::reference(m);
   o.tolerance = 1e-2;
   FlagAggregator fa(o);
@@ -273,7 +255,7 @@ TEMPLATE_TEST_CASE("FlagAggregator returns the start when no step is taken or no
   const VecD s = g.col(0).normalized() + g.col(1).normalized();
   CHECK(rel_diff(out, s / 2.0) < tol_for<S>());
   // The same through the random start (regenerated for the output): d = m, the start spans R^d.
-  const MatD h = random_matrix(3, 5, 12);
+  const MatD h = graded_normals(3, 5, 12);
   o.m = 3;
   FlagAggregator fr(o);
   const VecD outr = run(fr, to_batch<S>(h));
@@ -294,7 +276,7 @@ TEMPLATE_TEST_CASE("FlagAggregator rank-deficient batches use their whole span",
                    float, double) {
   using S = TestType;
   const Index d = 60;
-  MatD base = random_matrix(d, 2, 9);
+  MatD base = graded_normals(d, 2, 9);
   MatD g(d, 5);
   g << base.col(0), 3.0 * base.col(1), base.col(0), -2.0 * base.col(1), 0.5 * base.col(0);  // rank 2
   const MatD Y0 = orthonormal(d, 3, 10);
@@ -315,7 +297,7 @@ TEMPLATE_TEST_CASE("FlagAggregator invariants: repeatable, permutation invariant
                    "[aggregators][FlagAggregator]", float, double) {
   using S = TestType;
   const Index d = 3000, n = 10, m = 4;
-  const MatD g = random_matrix(d, n, 21);
+  const MatD g = graded_normals(d, n, 21);
   for (FlagMode mode : {FlagMode::reference, FlagMode::standard}) {
     CAPTURE(static_cast<int>(mode));
     FlagAggregator fa(m, 0.5, mode);
@@ -360,7 +342,7 @@ TEMPLATE_TEST_CASE("FlagAggregator handles huge finite updates exactly (no overf
                    float, double) {
   using S = TestType;
   const Index d = 1500, n = 6, m = 2;
-  const MatD g = random_matrix(d, n, 90);
+  const MatD g = graded_normals(d, n, 90);
   const double huge = std::is_same_v<S, float> ? 1e30 : 1e200;  // squares overflow S
   MatD gh = g;
   gh.col(1) *= huge;
@@ -387,7 +369,7 @@ TEMPLATE_TEST_CASE("FlagAggregator handles huge finite updates exactly (no overf
 TEMPLATE_TEST_CASE("FlagAggregator output scales", "[aggregators][FlagAggregator]", float, double) {
   using S = TestType;
   const Index d = 500, n = 8, m = 3;
-  const MatD g = random_matrix(d, n, 77);
+  const MatD g = graded_normals(d, n, 77);
   const MatD Y0 = orthonormal(d, m, 78);
   FlagOptions o = FlagOptions::reference(m);
   FlagAggregator ref(o);
@@ -417,7 +399,7 @@ TEMPLATE_TEST_CASE("FlagAggregator standard mode: IRLS from the top subspace to 
                    "[aggregators][FlagAggregator]", float, double) {
   using S = TestType;
   const Index d = 400, n = 11, m = 3;
-  const MatD g = random_matrix(d, n, 15);
+  const MatD g = graded_normals(d, n, 15);
   FlagAggregator fa(m);  // FlagMode::standard
   CHECK(fa.options().start == FlagStart::top_subspace);
   CHECK(fa.options().scale == FlagScale::median_norm);
@@ -449,10 +431,10 @@ TEMPLATE_TEST_CASE("FlagAggregator standard mode bounds Byzantine updates by the
                    "[aggregators][FlagAggregator]", float, double) {
   using S = TestType;
   const Index d = 2000, n = 15;
-  const VecD shared = random_matrix(d, 1, 61).col(0);
+  const VecD shared = graded_normals(d, 1, 61).col(0);
   for (Index f : {Index{4}, Index{7}}) {
     CAPTURE(f);
-    MatD g = random_matrix(d, n, 60);
+    MatD g = graded_normals(d, n, 60);
     for (Index i = f; i < n; ++i) g.col(i) = g.col(i) * 0.3 + shared;  // honest: correlated
     for (Index i = 0; i < f; ++i) g.col(i) = 1e6 * VecD::Constant(d, 1.0 + static_cast<double>(i));  // huge
     double max_honest = 0;
@@ -485,24 +467,24 @@ TEST_CASE("FlagAggregator rejects invalid settings and batches", "[aggregators][
 
   Vector<float> out = Vector<float>::Constant(3, 7.0f);
   FlagAggregator fa(3);
-  CHECK(message_of([&] { fa.aggregate(to_batch<float>(random_matrix(10, 2, 1)), out); }) ==
+  CHECK(message_of([&] { fa.aggregate(to_batch<float>(graded_normals(10, 2, 1)), out); }) ==
         "fedpp::FlagAggregator::aggregate: requires m <= min(n, d) (m = 3, n = 2, d = 10), got n = 2");
-  CHECK(message_of([&] { fa.aggregate(to_batch<float>(random_matrix(2, 5, 1)), out); }) ==
+  CHECK(message_of([&] { fa.aggregate(to_batch<float>(graded_normals(2, 5, 1)), out); }) ==
         "fedpp::FlagAggregator::aggregate: requires m <= min(n, d) (m = 3, n = 5, d = 2), got d = 2");
   CHECK(out == Vector<float>::Constant(3, 7.0f));  // untouched
   CHECK_THROWS_AS(fa.aggregate(UpdateBatch<float>(10), out), InvalidArgument);
   CHECK_THROWS_AS(fa.aggregate(UpdateBatch<float>(Matrix<float>(0, 4)), out), DimensionError);
 
   fa.set_start(MatD::Ones(10, 2));
-  CHECK(message_of([&] { fa.aggregate(to_batch<float>(random_matrix(10, 5, 1)), out); }) ==
+  CHECK(message_of([&] { fa.aggregate(to_batch<float>(graded_normals(10, 5, 1)), out); }) ==
         "fedpp::FlagAggregator::aggregate: the explicit start must be d x m = 10 x 3, got 10 x 2");
   fa.set_start(MatD::Ones(10, 3));  // dependent columns
-  CHECK(message_of([&] { fa.aggregate(to_batch<float>(random_matrix(10, 5, 1)), out); }) ==
+  CHECK(message_of([&] { fa.aggregate(to_batch<float>(graded_normals(10, 5, 1)), out); }) ==
         "fedpp::FlagAggregator::aggregate: the start's columns must be linearly independent");
   CHECK_THROWS_AS(fa.set_start(MatD::Constant(10, 3, std::numeric_limits<double>::infinity())), InvalidArgument);
   fa.clear_start();
   CHECK_FALSE(fa.has_explicit_start());
-  CHECK_NOTHROW(fa.aggregate(to_batch<float>(random_matrix(10, 5, 1)), out));
+  CHECK_NOTHROW(fa.aggregate(to_batch<float>(graded_normals(10, 5, 1)), out));
   CHECK_THROWS_AS(FlagAggregator::random_start(3, 4), InvalidArgument);
 }
 
@@ -515,7 +497,7 @@ TEMPLATE_TEST_CASE("Flag Gram kernel: accurate, equal across instruction sets, r
   const Index d = GENERATE(as<Index>{}, 1, 15, 17, 1024, 5000, 70001);
   const Index m = 3;
   CAPTURE(n, d);
-  const Matrix<S> x = random_matrix(d, n, static_cast<std::uint64_t>(d + n)).cast<S>();
+  const Matrix<S> x = graded_normals(d, n, static_cast<std::uint64_t>(d + n)).cast<S>();
   const std::uint64_t key = 0x1234;
   // Explicit copies of the random columns.
   Matrix<S> z(d, m);
@@ -584,7 +566,7 @@ TEMPLATE_TEST_CASE("FlagAggregator gives the same bits on 1 and 2 threads", "[ag
   using S = TestType;
   ThreadGuard guard;
   const Index d = 150001, n = 20;
-  const auto batch = to_batch<S>(random_matrix(d, n, 8));
+  const auto batch = to_batch<S>(graded_normals(d, n, 8));
   for (FlagMode mode : {FlagMode::reference, FlagMode::standard}) {
     FlagAggregator fa(5, 2.0, mode);
     Vector<S> one, two;

@@ -11,19 +11,14 @@
 #include "fedpp/aggregators/geometric_median.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
-  return m;
-}
 
 // Independent smoothed Weiszfeld in long double, straight from the definition.
 template <typename S>
@@ -55,33 +50,12 @@ std::vector<long double> ref_weiszfeld(const Matrix<S>& x, const std::vector<dou
   return z;
 }
 
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("GeometricMedian reproduces ByzFL's golden value", "[aggregators][GeometricMedian]", float,
                    double) {
   using S = TestType;
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();
   Vector<S> out;
   const auto info = GeometricMedian::byzfl(0.1, 3).solve(UpdateBatch<S>(x), out);
   CHECK(info.iterations == 3);
@@ -262,7 +236,7 @@ TEMPLATE_TEST_CASE("GeometricMedian is bit-identical on 1, 2, 3 threads and with
   std::vector<std::vector<double>> zs;
   for (int t : {1, 2, 3}) {
     set_max_threads(t);
-    for (auto isa : {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512}) {
+    for (auto isa : all_dist_isas) {
       if (!detail::dist_isa_available(isa)) continue;
       std::vector<double> z;
       detail::weiszfeld(batch, 1e-6, 5, 1e-9, Weighting::uniform, GeometricMedianStart::mean, z, isa);

@@ -12,29 +12,13 @@
 #include "fedpp/aggregators/krum.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-Matrix<S> byzfl_x() {
-  Matrix<S> x(3, 3);  // columns are ByzFL's rows [1,2,3], [4,5,6], [7,8,9]
-  x << 1, 4, 7,       //
-      2, 5, 8,        //
-      3, 6, 9;
-  return x;
-}
-
-// n honest normal updates around `center` (spread sigma), d coordinates.
-template <typename S>
-Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
-  return m;
-}
 
 // Brute-force Krum scores: long double distances, the k smallest over j != i, sum (or mean).
 template <typename S>
@@ -59,26 +43,6 @@ std::vector<long double> ref_scores(const Matrix<S>& x, Index k, bool mean) {
   }
   return out;
 }
-
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 }  // namespace
 
@@ -155,7 +119,7 @@ TEMPLATE_TEST_CASE("Krum scores and selection match a brute-force reference", "[
   }
 }
 
-TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit; MultiKrum is the mean of its choice",
+TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit, and MultiKrum is the mean of its choice",
                    "[aggregators][Krum]", float, double) {
   using S = TestType;
   const Index d = 3001, n = 12, f = 3;
@@ -164,7 +128,7 @@ TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit; MultiKrum is the
   const Krum krum(f);
   krum.aggregate(batch, out);
   const Index i = krum.select(batch);
-  CHECK(same_bits<S>(out, batch.matrix().col(i)));
+  CHECK(same_bits(out, Vector<S>(batch.matrix().col(i))));
 
   const MultiKrum mk(f, 5);
   const auto sel = mk.select(batch);

@@ -14,8 +14,11 @@
 #include "fedpp/aggregators/nnm.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
@@ -36,37 +39,6 @@ struct TinyMedian {
 };
 static_assert(Aggregator<TinyMedian, float> && Aggregator<Nnm<TinyMedian>, double>);
 static_assert(Aggregator<Nnm<CenteredClipping>, float>);
-
-template <typename S>
-Matrix<S> byzfl_x() {
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
-  return x;
-}
-
-template <typename S>
-Matrix<S> cloud(Index d, Index n, double center, double sigma, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(center + sigma * rng.normal());
-  return m;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 }  // namespace
 

@@ -10,27 +10,15 @@
 #include "fedpp/aggregators/norm_clipping.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-}  // namespace
+using namespace fedpp_test;
 
 TEMPLATE_TEST_CASE("NormClipping reproduces ByzFL's Clipping(2.0)", "[aggregators][NormClipping]", float, double) {
   using S = TestType;
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7, 2, 5, 8, 3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();
   const UpdateBatch<S> clipped = NormClipping<>(2.0).transform(UpdateBatch<S>(x));
   const double golden[3][3] = {{0.53452248, 1.06904497, 1.60356745},
                                {0.91168461, 1.13960576, 1.36752692},

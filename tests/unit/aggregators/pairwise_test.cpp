@@ -12,41 +12,19 @@
 #include "fedpp/aggregators/detail/pairwise.hpp"
 #include "fedpp/core/rng.hpp"
 #include "fedpp/core/update_batch.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-// d x n normal values, column scale 2^-3 .. 2^3, plus a common offset (so norms >> distances).
-template <typename S>
-Matrix<S> random_matrix(Index d, Index n, std::uint64_t seed, double offset = 0.0) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i) {
-    const double scale = std::ldexp(1.0, static_cast<int>(rng.uniform_index(7)) - 3);
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(offset + scale * rng.normal());
-  }
-  return m;
-}
-
-bool same_bits(const Matrix<double>& a, const Matrix<double>& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(double)) == 0;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-}  // namespace
+using namespace fedpp_test;
 
 TEMPLATE_TEST_CASE("pairwise squared distances match a brute-force double loop", "[aggregators][pairwise]", float,
                    double) {
   using S = TestType;
   const Index n = GENERATE(1, 2, 3, 5, 7, 13);
   const Index d = GENERATE(as<Index>{}, 1, 7, 8, 9, 1023, 1024, 1025, 3 * detail::gram_block + 17);
-  const Matrix<S> x = random_matrix<S>(d, n, static_cast<std::uint64_t>(100 * n + d));
+  const Matrix<S> x = scaled_columns<S>(d, n, static_cast<std::uint64_t>(100 * n + d));
   Matrix<double> D, G;
   Vector<double> norms;
   detail::pairwise_sq_distances(x.data(), d, n, D, &norms);
@@ -81,10 +59,7 @@ TEMPLATE_TEST_CASE("pairwise squared distances match a brute-force double loop",
 
 TEST_CASE("pairwise distances: float inputs are exact in double for small integers", "[aggregators][pairwise]") {
   // Integer coordinates: every product and partial sum is an exact double, so the result is exact.
-  Matrix<float> x(3, 3);
-  x << 1, 4, 7,  //
-      2, 5, 8,   //
-      3, 6, 9;
+  Matrix<float> x = byzfl_x<float>();
   Matrix<double> D;
   detail::pairwise_sq_distances(x.data(), 3, 3, D);
   CHECK(D(0, 1) == 27.0);
@@ -97,7 +72,7 @@ TEST_CASE("pairwise distances: float inputs are exact in double for small intege
 TEST_CASE("pairwise distances: duplicates give exact zeros, offsets do not break them", "[aggregators][pairwise]") {
   // Updates far from the origin but close to each other: the Gram route cancels ||a||^2 ~ 1e10
   // against 2 a.b; double accumulation keeps the small distances accurate and duplicates at 0.
-  Matrix<float> x = random_matrix<float>(5000, 6, 9, /*offset=*/1000.0);
+  Matrix<float> x = scaled_columns<float>(5000, 6, 9, /*offset=*/1000.0);
   x.col(4) = x.col(1);
   Matrix<double> D;
   detail::pairwise_sq_distances(x.data(), x.rows(), x.cols(), D);
@@ -116,11 +91,11 @@ TEMPLATE_TEST_CASE("pairwise distances are bit-identical on 1, 2 and 3 threads a
   ThreadGuard guard;
   const Index d = 5 * detail::gram_block + 11;
   for (Index n : {Index{4}, Index{17}, Index{41}}) {
-    const Matrix<S> x = random_matrix<S>(d, n, static_cast<std::uint64_t>(n));
+    const Matrix<S> x = scaled_columns<S>(d, n, static_cast<std::uint64_t>(n));
     std::vector<Matrix<double>> outs;
     for (int t : {1, 2, 3}) {
       set_max_threads(t);
-      for (auto isa : {detail::DistIsa::base, detail::DistIsa::avx2, detail::DistIsa::avx512}) {
+      for (auto isa : all_dist_isas) {
         if (!detail::gram_isa_available<S>(isa)) continue;
         Matrix<double> D;
         detail::pairwise_sq_distances(x.data(), d, n, D, nullptr, isa);

@@ -16,103 +16,45 @@
 
 #include "fedpp/aggregators/trimmed_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/aggregator_coordinatewise.hpp"
+#include "support/aggregator_inputs.hpp"
+#include "support/aggregator_isas.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-enum class Kind { normal, ties, extremes, duplicates };
-
-// A d x n batch of the given kind (see coordinate_median_test.cpp); same seed -> same batch.
+// A d x n batch of the given kind (see kind_matrix); huge values stay below max / n so that no
+// sum of them overflows.
 template <typename S>
-Matrix<S> random_matrix(Index d, Index n, Kind kind, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  // Huge values stay below max / n so that no sum of them overflows.
+Matrix<S> trimmed_mean_inputs(Index d, Index n, Kind kind, std::uint64_t seed) {
   const S big = std::numeric_limits<S>::max() / S(4096);
   const S tiny = std::numeric_limits<S>::denorm_min();
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) {
-      S v = 0;
-      switch (kind) {
-        case Kind::normal:
-          v = static_cast<S>(rng.normal() * std::ldexp(1.0, static_cast<int>(rng.uniform_index(20)) - 10));
-          break;
-        case Kind::ties: {
-          const int k = static_cast<int>(rng.uniform_index(7)) - 3;
-          v = k == 0 ? (rng.uniform() < 0.5 ? S(-0.0) : S(0.0)) : static_cast<S>(k);
-          break;
-        }
-        case Kind::extremes: {
-          const auto pick = rng.uniform_index(5);
-          const S sign = rng.uniform() < 0.5 ? S(-1) : S(1);
-          v = pick == 0   ? sign * big * static_cast<S>(1.0 + rng.uniform())
-              : pick == 1 ? sign * tiny * static_cast<S>(1 + rng.uniform_index(5))
-              : pick == 2 ? sign * std::numeric_limits<S>::min()
-              : pick == 3 ? static_cast<S>(rng.normal() * 1e-30)
-                          : static_cast<S>(rng.normal());
-          break;
-        }
-        case Kind::duplicates: {
-          const S palette[4] = {S(0.1), S(-2.5), S(1e3), S(0.1)};
-          v = palette[(j % 3 == 0) ? 0 : rng.uniform_index(4)];
-          break;
-        }
-      }
-      m(j, i) = v;
-    }
-  return m;
+  return kind_matrix<S>(d, n, kind, seed, [&](Rng& rng) {
+    const auto pick = rng.uniform_index(5);
+    const S sign = rng.uniform() < 0.5 ? S(-1) : S(1);
+    return pick == 0   ? sign * big * static_cast<S>(1.0 + rng.uniform())
+           : pick == 1 ? sign * tiny * static_cast<S>(1 + rng.uniform_index(5))
+           : pick == 2 ? sign * std::numeric_limits<S>::min()
+           : pick == 3 ? static_cast<S>(rng.normal() * 1e-30)
+                       : static_cast<S>(rng.normal());
+  });
 }
 
-// The sort-based reference: std::sort each coordinate, sum ranks b..n-b-1 in ascending order in
-// double from +0.0, divide by n - 2b. (Plain std::sort: the order of -0 and +0 cannot change the sum.)
+// The sort-based reference: sort each coordinate, sum ranks b..n-b-1 in ascending order in
+// double from +0.0, divide by n - 2b. (The order of -0 and +0 cannot change the sum.)
 template <typename S>
 Vector<S> reference_trimmed_mean(const Matrix<S>& m, Index b) {
   const Index d = m.rows(), n = m.cols();
   Vector<S> out(d);
-  std::vector<S> v(static_cast<std::size_t>(n));
   for (Index j = 0; j < d; ++j) {
-    for (Index i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = m(j, i);
-    std::sort(v.begin(), v.end());
+    const std::vector<S> v = sorted_coordinate(m, j);
     double acc = 0.0;
     for (Index r = b; r < n - b; ++r) acc += static_cast<double>(v[static_cast<std::size_t>(r)]);
     out(j) = static_cast<S>(acc / static_cast<double>(n - 2 * b));
   }
-  return out;
-}
-
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
-template <typename S>
-Index count_mismatches(const Vector<S>& a, const Vector<S>& b) {
-  Index bad = 0;
-  for (Index j = 0; j < a.size(); ++j)
-    if (std::memcmp(&a(j), &b(j), sizeof(S)) != 0) ++bad;
-  return bad;
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-template <typename S>
-Vector<S> trimmed(const TrimmedMean& t, const Matrix<S>& m) {
-  Vector<S> out;
-  t.aggregate(UpdateBatch<S>(m), out);
   return out;
 }
 
@@ -128,40 +70,37 @@ TEMPLATE_TEST_CASE("TrimmedMean known values", "[aggregators][TrimmedMean]", flo
   using S = TestType;
   Matrix<S> m(1, 4);
   m << 1, 2, 3, 100;
-  CHECK(trimmed<S>(TrimmedMean::count(1), m)(0) == S(2.5));
-  CHECK(trimmed<S>(TrimmedMean::count(0), m)(0) == S(26.5));  // b = 0: the plain mean, not NaN
-  CHECK(trimmed<S>(TrimmedMean::fraction(0.25), m)(0) == S(2.5));  // floor(0.25 * 4) = 1
-  CHECK(trimmed<S>(TrimmedMean(0.2), m)(0) == S(26.5));           // floor(0.8) = 0
-  CHECK(trimmed<S>(TrimmedMean(0.0), m)(0) == S(26.5));
+  CHECK(aggregated<S>(TrimmedMean::count(1), m)(0) == S(2.5));
+  CHECK(aggregated<S>(TrimmedMean::count(0), m)(0) == S(26.5));  // b = 0: the plain mean, not NaN
+  CHECK(aggregated<S>(TrimmedMean::fraction(0.25), m)(0) == S(2.5));  // floor(0.25 * 4) = 1
+  CHECK(aggregated<S>(TrimmedMean(0.2), m)(0) == S(26.5));           // floor(0.8) = 0
+  CHECK(aggregated<S>(TrimmedMean(0.0), m)(0) == S(26.5));
   // Columns are clients, rows coordinates: both rows at once, b = 1 of 5.
   Matrix<S> two(2, 5);
   two << 9, -4, 0, 2, 100,  //
       1, 1, 1, 1, 1;
-  const Vector<S> out = trimmed<S>(TrimmedMean::count(1), two);
+  const Vector<S> out = aggregated<S>(TrimmedMean::count(1), two);
   CHECK(out(0) == static_cast<S>((0.0 + 2.0 + 9.0) / 3.0));
   CHECK(out(1) == S(1));
   // n = 1 and n = 2 with b = 0.
   Matrix<S> one(2, 1);
   one << S(0.3), S(-8);
-  CHECK(trimmed<S>(TrimmedMean(), one) == one.col(0));
+  CHECK(aggregated<S>(TrimmedMean(), one) == one.col(0));
   Matrix<S> pair(1, 2);
   pair << 1, 4;
-  CHECK(trimmed<S>(TrimmedMean(0.4), pair)(0) == S(2.5));
+  CHECK(aggregated<S>(TrimmedMean(0.4), pair)(0) == S(2.5));
   // Largest b: 2b = n - 1 gives the (odd n) median.
   Matrix<S> five(1, 5);
   five << 50, -1, 7, 3, 2;
-  CHECK(trimmed<S>(TrimmedMean::count(2), five)(0) == S(3));
+  CHECK(aggregated<S>(TrimmedMean::count(2), five)(0) == S(3));
 }
 
 TEMPLATE_TEST_CASE("TrimmedMean reproduces ByzFL's golden value", "[aggregators][TrimmedMean]", float, double) {
   using S = TestType;
   // ByzFL: X = [[1,2,3],[4,5,6],[7,8,9]] (one row per client) -> TrMean(1) = [4, 5, 6], TrMean(0) = Average = [4, 5, 6].
-  Matrix<S> x(3, 3);
-  x << 1, 4, 7,  //
-      2, 5, 8,   //
-      3, 6, 9;
+  Matrix<S> x = byzfl_x<S>();
   for (Index f : {0, 1}) {
-    const Vector<S> out = trimmed<S>(TrimmedMean::count(f), x);
+    const Vector<S> out = aggregated<S>(TrimmedMean::count(f), x);
     CHECK(out(0) == S(4));
     CHECK(out(1) == S(5));
     CHECK(out(2) == S(6));
@@ -200,15 +139,15 @@ TEMPLATE_TEST_CASE("TrimmedMean equals the sort-based reference bit for bit", "[
   const Index n = GENERATE(1, 2, 3, 4, 5, 7, 8, 16, 31, 32, 33, 64, 99, 100, 101, 257);
   const Index d = GENERATE(as<Index>{}, 1, 5, 33, 1000);
   const Kind kind = GENERATE(Kind::normal, Kind::ties, Kind::extremes, Kind::duplicates);
-  const Matrix<S> m = random_matrix<S>(d, n, kind, static_cast<std::uint64_t>(77 * n + d));
+  const Matrix<S> m = trimmed_mean_inputs<S>(d, n, kind, static_cast<std::uint64_t>(77 * n + d));
   const std::vector<Index> columns = detail::all_columns(n);
   std::vector<Index> bs = {0, (n - 1) / 2, n / 10, 1};
   for (Index b : bs) {
     if (2 * b >= n) continue;
     INFO("n = " << n << ", d = " << d << ", b = " << b << ", kind = " << static_cast<int>(kind));
     const Vector<S> want = reference_trimmed_mean<S>(m, b);
-    CHECK(count_mismatches<S>(trimmed<S>(TrimmedMean::count(b), m), want) == 0);
-    for (detail::TileIsa isa : {detail::TileIsa::base, detail::TileIsa::avx2, detail::TileIsa::avx512}) {
+    CHECK(count_mismatches<S>(aggregated<S>(TrimmedMean::count(b), m), want) == 0);
+    for (detail::TileIsa isa : all_tile_isas) {
       Vector<S> pinned(d);
       detail::coordinate_trimmed_mean<S>(m.data(), d, columns, b, pinned.data(), isa);
       CHECK(count_mismatches<S>(pinned, want) == 0);
@@ -220,15 +159,15 @@ TEMPLATE_TEST_CASE("TrimmedMean above the network size uses the sort path, same 
                    float, double) {
   using S = TestType;
   const Index n = detail::network_max_rows + 1;
-  const Matrix<S> m = random_matrix<S>(19, n, Kind::normal, 12);
-  CHECK(count_mismatches<S>(trimmed<S>(TrimmedMean(0.1), m), reference_trimmed_mean<S>(m, n / 10)) == 0);
+  const Matrix<S> m = trimmed_mean_inputs<S>(19, n, Kind::normal, 12);
+  CHECK(count_mismatches<S>(aggregated<S>(TrimmedMean(0.1), m), reference_trimmed_mean<S>(m, n / 10)) == 0);
 }
 
 TEMPLATE_TEST_CASE("TrimmedMean with b = 0 is the mean", "[aggregators][TrimmedMean]", float, double) {
   using S = TestType;
   const Index n = 13, d = 300;
-  const Matrix<S> m = random_matrix<S>(d, n, Kind::normal, 5);
-  const Vector<S> out = trimmed<S>(TrimmedMean::count(0), m);
+  const Matrix<S> m = trimmed_mean_inputs<S>(d, n, Kind::normal, 5);
+  const Vector<S> out = aggregated<S>(TrimmedMean::count(0), m);
   Index bad = 0;
   for (Index j = 0; j < d; ++j) {
     long double ref = 0, scale = 0;
@@ -249,13 +188,13 @@ TEMPLATE_TEST_CASE("TrimmedMean is bit-identical for any thread count and column
   using S = TestType;
   ThreadGuard guard;
   const Index n = 20, d = 50021;
-  const Matrix<S> m = random_matrix<S>(d, n, Kind::normal, 123);
+  const Matrix<S> m = trimmed_mean_inputs<S>(d, n, Kind::normal, 123);
   const TrimmedMean t(0.1);
   set_max_threads(1);
-  const Vector<S> one = trimmed<S>(t, m);
+  const Vector<S> one = aggregated<S>(t, m);
   for (int threads : {2, 3, 4}) {
     set_max_threads(threads);
-    CHECK(same_bits<S>(trimmed<S>(t, m), one));
+    CHECK(same_bits(aggregated<S>(t, m), one));
   }
   set_max_threads(1);
   std::vector<Index> perm = detail::all_columns(n);
@@ -263,19 +202,19 @@ TEMPLATE_TEST_CASE("TrimmedMean is bit-identical for any thread count and column
   for (Index i = n - 1; i > 0; --i) std::swap(perm[static_cast<std::size_t>(i)], perm[rng.uniform_index(static_cast<std::uint64_t>(i + 1))]);
   Matrix<S> shuffled(d, n);
   for (Index i = 0; i < n; ++i) shuffled.col(i) = m.col(perm[static_cast<std::size_t>(i)]);
-  CHECK(same_bits<S>(trimmed<S>(t, shuffled), one));  // exact: the sum runs in ascending order
+  CHECK(same_bits(aggregated<S>(t, shuffled), one));  // exact: the sum runs in ascending order
 }
 
 TEMPLATE_TEST_CASE("TrimmedMean is translation equivariant up to rounding", "[aggregators][TrimmedMean]", float,
                    double) {
   using S = TestType;
   const Index n = 17, d = 500;
-  const Matrix<S> m = random_matrix<S>(d, n, Kind::normal, 31);
+  const Matrix<S> m = trimmed_mean_inputs<S>(d, n, Kind::normal, 31);
   const TrimmedMean t = TrimmedMean::count(3);
-  const Vector<S> base = trimmed<S>(t, m);
+  const Vector<S> base = aggregated<S>(t, m);
   for (double c : {0.75, -12.5, 1e3}) {
     const Matrix<S> shifted = (m.array() + static_cast<S>(c)).matrix();
-    const Vector<S> moved = trimmed<S>(t, shifted);
+    const Vector<S> moved = aggregated<S>(t, shifted);
     Index bad = 0;
     for (Index j = 0; j < d; ++j) {
       const double scale = std::fabs(c) + m.row(j).cwiseAbs().maxCoeff();
@@ -294,18 +233,12 @@ TEMPLATE_TEST_CASE("TrimmedMean breakdown: f attackers cannot leave the honest r
   const Index honest = GENERATE(3, 8, 40), d = 257;
   const Index f = GENERATE(1, 2, 7);
   if (honest <= f) return;  // needs n = honest + f > 2f
-  Matrix<S> m = random_matrix<S>(d, honest + f, Kind::normal, 41);
+  Matrix<S> m = trimmed_mean_inputs<S>(d, honest + f, Kind::normal, 41);
   auto rng = make_rng(42, 0, 0, Purpose::user);
   const S huge = std::numeric_limits<S>::max() / S(1e4);
-  for (Index i = honest; i < honest + f; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = rng.uniform() < 0.5 ? huge : -huge;
-  const Vector<S> out = trimmed<S>(TrimmedMean::count(f), m);
-  Index outside = 0;
-  for (Index j = 0; j < d; ++j) {
-    const auto row = m.row(j).head(honest);
-    if (out(j) < row.minCoeff() || out(j) > row.maxCoeff()) ++outside;
-  }
-  CHECK(outside == 0);
+  fill_attackers(m, honest, huge, rng);
+  const Vector<S> out = aggregated<S>(TrimmedMean::count(f), m);
+  CHECK(outside_honest_range(out, m, honest) == 0);
 }
 
 TEMPLATE_TEST_CASE("TrimmedMean errors", "[aggregators][TrimmedMean]", float, double) {

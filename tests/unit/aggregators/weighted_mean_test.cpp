@@ -14,8 +14,10 @@
 
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
@@ -36,13 +38,6 @@ UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed, bool zero_weig
   return UpdateBatch<S>(m, w);
 }
 
-// Bitwise equality of two vectors (distinguishes -0 from +0, compares NaN payloads).
-template <typename S>
-bool same_bits(const Vector<S>& a, const Vector<S>& b) {
-  return a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(S)) == 0;
-}
-
 // Streams the batch's columns, in order, through an Accumulator.
 template <typename S>
 Vector<S> streamed(const WeightedMean& mean, const UpdateBatch<S>& batch) {
@@ -51,22 +46,6 @@ Vector<S> streamed(const WeightedMean& mean, const UpdateBatch<S>& batch) {
   Vector<S> out;
   acc.finish(out);
   return out;
-}
-
-// Restores the OpenMP default thread count when a test ends.
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
 }
 
 }  // namespace

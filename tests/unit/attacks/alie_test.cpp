@@ -12,6 +12,8 @@
 
 #include "fedpp/attacks/alie.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/attack_batches.hpp"
+#include "support/checks.hpp"
 
 #if __has_include(<boost/math/distributions/normal.hpp>)
 #include <boost/math/distributions/normal.hpp>
@@ -21,47 +23,19 @@
 #endif
 
 using namespace fedpp;
+using namespace fedpp_test;
 using detail::normal_cdf;
 using detail::normal_quantile;
 
 namespace {
 
+// A d x n batch of 2 z - 1 + 0.1 (j % 7) at coordinate j (z standard normal): per-coordinate means differ.
 template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(2.0 * rng.normal() - 1.0 + 0.1 * static_cast<double>(j % 7));
-  return UpdateBatch<S>(m);
+UpdateBatch<S> alie_batch(Index d, Index n, std::uint64_t seed) {
+  return UpdateBatch<S>(normal_draws<S>(d, n, seed, [](double z, Index j) {
+    return 2.0 * z - 1.0 + 0.1 * static_cast<double>(j % 7);
+  }));
 }
-
-template <typename S>
-UpdateBatch<S> byzfl_input() {
-  Matrix<S> m(3, 3);
-  m << 1, 4, 7, 2, 5, 8, 3, 6, 9;
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
-  return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 double rel_err(double got, double want) { return std::abs(got - want) / std::max(std::abs(want), 1e-300); }
 
@@ -206,7 +180,7 @@ TEST_CASE("Alie::z_max states its requirements on n and f", "[attacks][Alie]") {
 TEMPLATE_TEST_CASE("Alie::byzfl reproduces ByzFL's ALittleIsEnough golden value", "[attacks][Alie]", float, double) {
   using S = TestType;
   const auto honest = byzfl_input<S>();
-  auto byz = random_batch<S>(3, 2, 1);
+  auto byz = alie_batch<S>(3, 2, 1);
   Rng rng(0);
   const Alie a = Alie::byzfl();
   REQUIRE(a.fixed_z());
@@ -223,7 +197,7 @@ TEMPLATE_TEST_CASE("Alie::byzfl reproduces ByzFL's ALittleIsEnough golden value"
 TEMPLATE_TEST_CASE("Alie matches the brute-force reference in every mode", "[attacks][Alie]", float, double) {
   using S = TestType;
   const Index d = 4099, nh = 12, f = 3;  // several coordinate blocks, ragged last block
-  const auto honest = random_batch<S>(d, nh, 7);
+  const auto honest = alie_batch<S>(d, nh, 7);
   const AttackContext ctx{4, nh + f, f};
   struct Mode {
     Alie attack;
@@ -238,7 +212,7 @@ TEMPLATE_TEST_CASE("Alie matches the brute-force reference in every mode", "[att
                         {Alie::fixed(0.0), 0.0},
                         {Alie::byzfl(2.5), 2.5}};
   for (const auto& m : modes) {
-    auto byz = random_batch<S>(d, f, 8);
+    auto byz = alie_batch<S>(d, f, 8);
     Rng rng(0);
     CHECK(m.attack.z_for(ctx) == std::abs(m.shift));
     m.attack.corrupt(byz, honest, ctx, rng);
@@ -260,8 +234,8 @@ TEMPLATE_TEST_CASE("Alie matches the brute-force reference in every mode", "[att
 
 TEMPLATE_TEST_CASE("Alie with a single honest update sends it (sigma = 0)", "[attacks][Alie]", float, double) {
   using S = TestType;
-  const auto honest = random_batch<S>(40, 1, 3);
-  auto byz = random_batch<S>(40, 2, 4);
+  const auto honest = alie_batch<S>(40, 1, 3);
+  auto byz = alie_batch<S>(40, 2, 4);
   Rng rng(0);
   Alie::fixed(3.0).corrupt(byz, honest, AttackContext{0, 3, 2}, rng);
   for (Index c = 0; c < 2; ++c)
@@ -269,8 +243,8 @@ TEMPLATE_TEST_CASE("Alie with a single honest update sends it (sigma = 0)", "[at
 }
 
 TEST_CASE("Alie shifts every coordinate by z standard deviations toward the chosen side", "[attacks][Alie]") {
-  const auto honest = random_batch<double>(500, 16, 9);
-  auto minus = random_batch<double>(500, 4, 10), plus = minus;
+  const auto honest = alie_batch<double>(500, 16, 9);
+  auto minus = alie_batch<double>(500, 4, 10), plus = minus;
   Rng rng(0);
   const AttackContext ctx{0, 20, 4};
   Alie().corrupt(minus, honest, ctx, rng);
@@ -298,13 +272,13 @@ TEST_CASE("Alie validates its settings and inputs", "[attacks][Alie]") {
   CHECK(def.variant() == AlieVariant::a);
   CHECK(def.sign() == AlieSign::minus);
 
-  auto byz = random_batch<float>(6, 2, 1);
+  auto byz = alie_batch<float>(6, 2, 1);
   Rng rng(0);
   CHECK(message_of([&] { def.corrupt(byz, UpdateBatch<float>(6), AttackContext{0, 2, 2}, rng); }) ==
         "fedpp::Alie::corrupt: needs at least 1 honest update (mu and sigma of the honest updates), got 0");
-  CHECK_THROWS_AS(def.corrupt(byz, random_batch<float>(7, 3, 2), AttackContext{0, 5, 2}, rng), DimensionError);
+  CHECK_THROWS_AS(def.corrupt(byz, alie_batch<float>(7, 3, 2), AttackContext{0, 5, 2}, rng), DimensionError);
   // z from the context: a default (empty) context and a Byzantine majority are rejected.
-  const auto honest = random_batch<float>(6, 3, 2);
+  const auto honest = alie_batch<float>(6, 3, 2);
   CHECK(message_of([&] { def.corrupt(byz, honest, AttackContext{}, rng); }) ==
         "fedpp::Alie::corrupt: requires n >= 1 (n = 0, f = 0), got n = 0");
   CHECK(message_of([&] { def.corrupt(byz, honest, AttackContext{0, 5, 3}, rng); }) ==
@@ -318,15 +292,10 @@ TEST_CASE("Alie validates its settings and inputs", "[attacks][Alie]") {
 
 TEMPLATE_TEST_CASE("Alie gives the same bits with 1 and 2 threads", "[attacks][Alie]", float, double) {
   using S = TestType;
-  ThreadGuard guard;
-  const auto honest = random_batch<S>(100003, 16, 5);
-  const auto byz0 = random_batch<S>(100003, 4, 6);
-  auto a = byz0, b = byz0;
-  Rng r1(0), r2(0);
-  set_max_threads(1);
-  Alie().corrupt(a, honest, AttackContext{0, 20, 4}, r1);
-  set_max_threads(2);
-  Alie().corrupt(b, honest, AttackContext{0, 20, 4}, r2);
+  const auto honest = alie_batch<S>(100003, 16, 5);
+  const auto byz0 = alie_batch<S>(100003, 4, 6);
+  const auto a = corrupted_on_threads(Alie(), byz0, honest, AttackContext{0, 20, 4}, 0, 1);
+  const auto b = corrupted_on_threads(Alie(), byz0, honest, AttackContext{0, 20, 4}, 0, 2);
   CHECK(same_bits(a, b));
   CHECK_FALSE(same_bits(a, byz0));
 }

@@ -14,11 +14,11 @@
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/optimizers/local_sgd.hpp"
 #include "fedpp/runtime/simulation.hpp"
+#include "support/attack_batches.hpp"
 #include "support/blobs.hpp"
 
 using namespace fedpp;
-using fedpp_test::blobs;
-using fedpp_test::contiguous_split;
+using namespace fedpp_test;
 
 static_assert(Attack<NoAttack, float> && Attack<NoAttack, double>);
 static_assert(Attack<SignFlip, float> && Attack<SignFlip, double>);
@@ -32,21 +32,10 @@ static_assert(!DataAttack<SignFlip> && !DataAttack<Alie> && !DataAttack<Mimic>);
 
 namespace {
 
-template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed, ClientId first_id, double weight) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(rng.normal());
-  std::vector<ClientId> ids(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = first_id + static_cast<ClientId>(i);
-  return UpdateBatch<S>(m, std::vector<double>(static_cast<std::size_t>(n), weight), ids);
-}
-
 template <typename S, typename A>
 void check_shape_kept(A attack) {
-  const auto honest = random_batch<S>(300, 8, 1, 0, 2.0);
-  auto byz = random_batch<S>(300, 3, 2, 8, 5.0);
+  const auto honest = normal_batch<S>(300, 8, 1, {.first_id = 0, .weight = 2.0});
+  auto byz = normal_batch<S>(300, 3, 2, {.first_id = 8, .weight = 5.0});
   Rng rng(3);
   attack.corrupt(byz, honest, AttackContext{0, 11, 3}, rng);
   REQUIRE(byz.dim() == 300);

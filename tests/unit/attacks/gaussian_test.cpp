@@ -12,46 +12,19 @@
 
 #include "fedpp/attacks/gaussian.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/attack_batches.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(rng.normal());
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
-  return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
-}
 
 template <typename A, typename B>
 bool same_column(A a, B b) {
   static_assert(sizeof(a[0]) == sizeof(b[0]));
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
 }
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 // Runs the attack on a copy of `byz` with Rng(seed).
 template <typename S>
@@ -68,7 +41,7 @@ static_assert(Attack<GaussianNoise, float> && Attack<GaussianNoise, double>);
 TEMPLATE_TEST_CASE("GaussianNoise follows the documented draw order", "[attacks][GaussianNoise]", float, double) {
   using S = TestType;
   const Index d = 513, f = 3;
-  const auto byz = attacked(GaussianNoise(2.0), random_batch<S>(d, f, 1), 42);
+  const auto byz = attacked(GaussianNoise(2.0), normal_batch<S>(d, f, 1), 42);
   Rng keys(42);
   for (Index c = 0; c < f; ++c) {
     Rng col(keys());
@@ -82,19 +55,19 @@ TEMPLATE_TEST_CASE("GaussianNoise follows the documented draw order", "[attacks]
 
 TEMPLATE_TEST_CASE("GaussianNoise is deterministic given the seed", "[attacks][GaussianNoise]", float, double) {
   using S = TestType;
-  const auto byz = random_batch<S>(1000, 4, 2);
+  const auto byz = normal_batch<S>(1000, 4, 2);
   const GaussianNoise g(0.7, NoiseMode::replace, 0.25);
   CHECK(same_bits(attacked(g, byz, 5), attacked(g, byz, 5)));
   CHECK_FALSE(same_bits(attacked(g, byz, 5), attacked(g, byz, 6)));
   // A column's noise does not depend on how many columns follow it.
-  const auto one = attacked(g, random_batch<S>(1000, 1, 3), 5);
+  const auto one = attacked(g, normal_batch<S>(1000, 1, 3), 5);
   CHECK(same_column(one.column(0), attacked(g, byz, 5).column(0)));
 }
 
 TEST_CASE("GaussianNoise draws have the requested mean and standard deviation", "[attacks][GaussianNoise]") {
   const Index d = 200000;
   const double mu = 0.75, sigma = 3.0;
-  const auto byz = attacked(GaussianNoise(sigma, NoiseMode::replace, mu), random_batch<double>(d, 2, 1), 11);
+  const auto byz = attacked(GaussianNoise(sigma, NoiseMode::replace, mu), normal_batch<double>(d, 2, 1), 11);
   for (Index c = 0; c < 2; ++c) {
     const auto x = as_map(byz.column(c));
     const double m = x.mean();
@@ -111,7 +84,7 @@ TEST_CASE("GaussianNoise draws have the requested mean and standard deviation", 
 }
 
 TEST_CASE("GaussianNoise (add) adds the replace-mode noise to the own update", "[attacks][GaussianNoise]") {
-  const auto own = random_batch<double>(777, 3, 4);
+  const auto own = normal_batch<double>(777, 3, 4);
   const auto noise = attacked(GaussianNoise(1.5, NoiseMode::replace, -0.5), own, 8);
   const auto added = attacked(GaussianNoise(1.5, NoiseMode::add, -0.5), own, 8);
   for (Index c = 0; c < 3; ++c)
@@ -121,7 +94,7 @@ TEST_CASE("GaussianNoise (add) adds the replace-mode noise to the own update", "
 TEMPLATE_TEST_CASE("GaussianNoise with shared draws sends one vector (ByzFL)", "[attacks][GaussianNoise]", float,
                    double) {
   using S = TestType;
-  const auto byz = random_batch<S>(300, 4, 5);
+  const auto byz = normal_batch<S>(300, 4, 5);
   const auto shared = attacked(GaussianNoise::byzfl(0.5, 2.0), byz, 13);
   const auto independent = attacked(GaussianNoise(2.0, NoiseMode::replace, 0.5), byz, 13);
   for (Index c = 0; c < 4; ++c) CHECK(same_column(shared.column(c), shared.column(0)));
@@ -142,7 +115,7 @@ TEMPLATE_TEST_CASE("GaussianNoise with shared draws sends one vector (ByzFL)", "
 }
 
 TEST_CASE("GaussianNoise takes one key per column from the Rng (one when shared)", "[attacks][GaussianNoise]") {
-  auto byz = random_batch<float>(10, 3, 1);
+  auto byz = normal_batch<float>(10, 3, 1);
   const UpdateBatch<float> honest(10);
   for (auto draws : {NoiseDraws::independent, NoiseDraws::shared}) {
     auto b = byz;
@@ -161,7 +134,7 @@ TEST_CASE("GaussianNoise takes one key per column from the Rng (one when shared)
 }
 
 TEST_CASE("GaussianNoise with sigma = 0 sends the mean exactly", "[attacks][GaussianNoise]") {
-  const auto byz = attacked(GaussianNoise(0.0, NoiseMode::replace, 0.125), random_batch<float>(50, 2, 1), 1);
+  const auto byz = attacked(GaussianNoise(0.0, NoiseMode::replace, 0.125), normal_batch<float>(50, 2, 1), 1);
   for (Index c = 0; c < 2; ++c)
     for (float v : byz.column(c)) REQUIRE(v == 0.125f);
 }
@@ -181,7 +154,7 @@ TEMPLATE_TEST_CASE("GaussianNoise gives the same bits with 1 and 2 threads", "[a
                    double) {
   using S = TestType;
   ThreadGuard guard;
-  const auto byz = random_batch<S>(50000, 4, 3);
+  const auto byz = normal_batch<S>(50000, 4, 3);
   for (auto mode : {NoiseMode::replace, NoiseMode::add}) {
     for (auto draws : {NoiseDraws::independent, NoiseDraws::shared}) {
       const GaussianNoise g(1.0, mode, 0.1, draws);

@@ -4,54 +4,19 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "fedpp/attacks/ipm.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/attack_batches.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(rng.normal() + 0.3);
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-UpdateBatch<S> byzfl_input() {
-  Matrix<S> m(3, 3);
-  m << 1, 4, 7, 2, 5, 8, 3, 6, 9;
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
-  return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 }  // namespace
 
@@ -61,7 +26,7 @@ TEMPLATE_TEST_CASE("Ipm::byzfl reproduces ByzFL's InnerProductManipulation golde
                    double) {
   using S = TestType;
   const auto honest = byzfl_input<S>();
-  auto byz = random_batch<S>(3, 3, 1);
+  auto byz = normal_batch<S>(3, 3, 1, {.shift = 0.3});
   Rng rng(0);
   const Ipm ipm = Ipm::byzfl();
   CHECK(ipm.epsilon() == 2.0);
@@ -75,8 +40,8 @@ TEMPLATE_TEST_CASE("Ipm::byzfl reproduces ByzFL's InnerProductManipulation golde
 
 TEMPLATE_TEST_CASE("Ipm writes -epsilon times the brute-force honest mean", "[attacks][Ipm]", float, double) {
   using S = TestType;
-  const auto honest = random_batch<S>(5000, 11, 2);
-  auto byz = random_batch<S>(5000, 2, 3);
+  const auto honest = normal_batch<S>(5000, 11, 2, {.shift = 0.3});
+  auto byz = normal_batch<S>(5000, 2, 3, {.shift = 0.3});
   Rng rng(0);
   const Ipm ipm;  // default epsilon 0.1
   CHECK(ipm.epsilon() == 0.1);
@@ -92,13 +57,13 @@ TEMPLATE_TEST_CASE("Ipm writes -epsilon times the brute-force honest mean", "[at
 
 TEST_CASE("Ipm lowers <mean_all, mu> by (f/n)(1 + eps)||mu||^2", "[attacks][Ipm]") {
   const Index d = 1000, nh = 16, f = 4, n = nh + f;
-  const auto honest = random_batch<double>(d, nh, 4);
+  const auto honest = normal_batch<double>(d, nh, 4, {.shift = 0.3});
   Vector<double> mu = Vector<double>::Zero(d);
   for (Index i = 0; i < nh; ++i) mu += as_map(honest.column(i));
   mu /= static_cast<double>(nh);
   const double mu2 = mu.squaredNorm();
   for (double eps : {0.1, 0.5, 3.0, 10.0}) {
-    auto byz = random_batch<double>(d, f, 5);
+    auto byz = normal_batch<double>(d, f, 5, {.shift = 0.3});
     Rng rng(0);
     Ipm(eps).corrupt(byz, honest, AttackContext{0, n, f}, rng);
     Vector<double> mean_all = Vector<double>::Zero(d);
@@ -126,25 +91,20 @@ TEST_CASE("Ipm validates its settings and inputs", "[attacks][Ipm]") {
   CHECK(message_of([] { Ipm(-0.5); }) == "fedpp::Ipm: epsilon must be finite and > 0, got -0.5");
   CHECK_THROWS_AS(Ipm(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
   CHECK_THROWS_AS(Ipm(std::numeric_limits<double>::infinity()), InvalidArgument);
-  auto byz = random_batch<float>(4, 2, 1);
+  auto byz = normal_batch<float>(4, 2, 1, {.shift = 0.3});
   Rng rng(0);
   CHECK(message_of([&] { Ipm().corrupt(byz, UpdateBatch<float>(4), AttackContext{}, rng); }) ==
         "fedpp::Ipm::corrupt: needs at least 1 honest update (the honest mean), got 0");
-  CHECK(message_of([&] { Ipm().corrupt(byz, random_batch<float>(3, 2, 2), AttackContext{}, rng); }) ==
+  CHECK(message_of([&] { Ipm().corrupt(byz, normal_batch<float>(3, 2, 2, {.shift = 0.3}), AttackContext{}, rng); }) ==
         "fedpp::Ipm::corrupt: honest updates must have the dimension of the Byzantine updates (4), got 3");
 }
 
 TEMPLATE_TEST_CASE("Ipm gives the same bits with 1 and 2 threads", "[attacks][Ipm]", float, double) {
   using S = TestType;
-  ThreadGuard guard;
-  const auto honest = random_batch<S>(100003, 9, 5);
-  const auto byz0 = random_batch<S>(100003, 3, 6);
-  auto a = byz0, b = byz0;
-  Rng r1(0), r2(0);
-  set_max_threads(1);
-  Ipm().corrupt(a, honest, AttackContext{0, 12, 3}, r1);
-  set_max_threads(2);
-  Ipm().corrupt(b, honest, AttackContext{0, 12, 3}, r2);
+  const auto honest = normal_batch<S>(100003, 9, 5, {.shift = 0.3});
+  const auto byz0 = normal_batch<S>(100003, 3, 6, {.shift = 0.3});
+  const auto a = corrupted_on_threads(Ipm(), byz0, honest, AttackContext{0, 12, 3}, 0, 1);
+  const auto b = corrupted_on_threads(Ipm(), byz0, honest, AttackContext{0, 12, 3}, 0, 2);
   CHECK(same_bits(a, b));
   CHECK_FALSE(same_bits(a, byz0));
 }

@@ -9,22 +9,10 @@
 
 #include "fedpp/attacks/label_flip.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-}  // namespace
+using namespace fedpp_test;
 
 static_assert(Attack<LabelFlip, float> && Attack<LabelFlip, double>);
 static_assert(DataAttack<LabelFlip>);

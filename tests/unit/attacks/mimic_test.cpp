@@ -15,26 +15,13 @@
 
 #include "fedpp/attacks/mimic.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/attack_batches.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-UpdateBatch<S> byzfl_input() {
-  Matrix<S> m(3, 3);
-  m << 1, 4, 7, 2, 5, 8, 3, 6, 9;
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(rng.normal());
-  return UpdateBatch<S>(m);
-}
 
 // Honest updates g_i = base + a_i u + 0.02 noise for the given client ids, where u is a fixed unit
 // direction and a_i = 0.4 * (id - 7) (distinct, well separated): u is the top principal direction.
@@ -54,27 +41,6 @@ UpdateBatch<S> spread_batch(Index d, const std::vector<ClientId>& ids, std::uint
   }
   return UpdateBatch<S>(m, {}, ids);
 }
-
-template <typename S>
-bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
-  return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
 
 // The documented top-direction algorithm written plainly with Eigen in double.
 struct ReferenceMimic {
@@ -146,7 +112,7 @@ TEMPLATE_TEST_CASE("Mimic(index) reproduces ByzFL's Mimic golden values", "[atta
   using S = TestType;
   const auto honest = byzfl_input<S>();
   for (Index idx : {0, 1, 2}) {
-    auto byz = random_batch<S>(3, 2, 1);
+    auto byz = normal_batch<S>(3, 2, 1);
     Rng rng(0);
     Mimic m(idx);
     CHECK(m.target() == MimicTarget::index);
@@ -159,14 +125,14 @@ TEMPLATE_TEST_CASE("Mimic(index) reproduces ByzFL's Mimic golden values", "[atta
 
 TEST_CASE("Mimic(index) needs an honest update at that position", "[attacks][Mimic]") {
   CHECK(message_of([] { Mimic(-1); }) == "fedpp::Mimic: index must be >= 0, got -1");
-  auto byz = random_batch<float>(3, 1, 1);
+  auto byz = normal_batch<float>(3, 1, 1);
   Rng rng(0);
   Mimic m(3);
   CHECK(message_of([&] { m.corrupt(byz, byzfl_input<float>(), AttackContext{}, rng); }) ==
         "fedpp::Mimic::corrupt: index must be < the number of honest updates (3), got 3");
   CHECK(message_of([&] { Mimic().corrupt(byz, UpdateBatch<float>(3), AttackContext{}, rng); }) ==
         "fedpp::Mimic::corrupt: needs at least 1 honest update (a client to copy), got 0");
-  CHECK_THROWS_AS(Mimic().corrupt(byz, random_batch<float>(4, 2, 1), AttackContext{}, rng), DimensionError);
+  CHECK_THROWS_AS(Mimic().corrupt(byz, normal_batch<float>(4, 2, 1), AttackContext{}, rng), DimensionError);
 }
 
 TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round by round", "[attacks][Mimic]", float,
@@ -190,7 +156,7 @@ TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round 
     if (r == 3) ids.erase(std::find(ids.begin(), ids.end(), ClientId{7}));
     if (r == 4) ids.erase(std::find(ids.begin(), ids.end(), *locked));
     const auto honest = spread_batch<S>(d, ids, 100 + r);
-    auto byz = random_batch<S>(d, 3, 200 + r);
+    auto byz = normal_batch<S>(d, 3, 200 + r);
     const Index want = ref.choose(as_double(honest), ids, ref_rng);
     attack.corrupt(byz, honest, AttackContext{r, static_cast<Index>(ids.size()) + 3, 3}, rng);
     CAPTURE(r, want);
@@ -212,7 +178,7 @@ TEST_CASE("Mimic::top_direction finds the top principal direction and an extreme
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<ClientId>(i);
   Vector<double> u;
   const auto honest = spread_batch<double>(d, ids, 5, &u);
-  auto byz = random_batch<double>(d, 2, 6);
+  auto byz = normal_batch<double>(d, 2, 6);
   Rng rng(7);
   Mimic attack = Mimic::top_direction(1, 30);
   attack.corrupt(byz, honest, AttackContext{0, 17, 2}, rng);
@@ -245,11 +211,11 @@ TEST_CASE("Mimic::top_direction state: empty rounds, reset, one honest update, d
   CHECK_FALSE(attack.chosen_client());
   CHECK(rng() == ref());
 
-  auto byz = random_batch<float>(100, 1, 2);
+  auto byz = normal_batch<float>(100, 1, 2);
   attack.corrupt(byz, honest, AttackContext{1, 5, 1}, rng);
   CHECK(attack.rounds_seen() == 1);
   CHECK(attack.direction().size() == 100);
-  auto wrong = random_batch<float>(50, 1, 2);
+  auto wrong = normal_batch<float>(50, 1, 2);
   CHECK(message_of([&] { attack.corrupt(wrong, spread_batch<float>(50, ids, 2), AttackContext{}, rng); }) ==
         "fedpp::Mimic::corrupt: the update dimension must not change between rounds (100), got 50");
   attack.reset();
@@ -261,7 +227,7 @@ TEST_CASE("Mimic::top_direction state: empty rounds, reset, one honest update, d
   Mimic single = Mimic::top_direction();
   const std::vector<ClientId> one{9};
   const auto h1 = spread_batch<double>(64, one, 3);
-  auto b1 = random_batch<double>(64, 2, 4);
+  auto b1 = normal_batch<double>(64, 2, 4);
   single.corrupt(b1, h1, AttackContext{0, 3, 2}, rng);
   CHECK(copies_column(b1, h1, 0));
   CHECK(std::abs(single.direction().norm() - 1.0) < 1e-12);
@@ -283,7 +249,7 @@ TEMPLATE_TEST_CASE("Mimic::top_direction gives the same bits with 1 and 2 thread
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<ClientId>(i + 2);
   const auto h0 = spread_batch<S>(100003, ids, 1);
   const auto h1 = spread_batch<S>(100003, ids, 2);
-  const auto byz0 = random_batch<S>(100003, 3, 3);
+  const auto byz0 = normal_batch<S>(100003, 3, 3);
   Mimic a = Mimic::top_direction(2, 2), b = a;
   auto ba = byz0, bb = byz0;
   Rng ra(4), rb(4);

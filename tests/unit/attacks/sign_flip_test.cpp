@@ -4,60 +4,17 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "fedpp/attacks/sign_flip.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/attack_batches.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
-
-namespace {
-
-// A d x n batch of normal values with ids first_id, first_id + 1, ...
-template <typename S>
-UpdateBatch<S> random_batch(Index d, Index n, std::uint64_t seed, ClientId first_id = 0) {
-  Matrix<S> m(d, n);
-  auto rng = make_rng(seed, 0, 0, Purpose::user);
-  for (Index i = 0; i < n; ++i)
-    for (Index j = 0; j < d; ++j) m(j, i) = static_cast<S>(3.0 * rng.normal() + 0.5);
-  std::vector<ClientId> ids(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = first_id + static_cast<ClientId>(i);
-  return UpdateBatch<S>(m, {}, ids);
-}
-
-// ByzFL's attack test input: rows [1,2,3], [4,5,6], [7,8,9] as three client updates.
-template <typename S>
-UpdateBatch<S> byzfl_input() {
-  Matrix<S> m(3, 3);
-  m << 1, 4, 7, 2, 5, 8, 3, 6, 9;
-  return UpdateBatch<S>(m);
-}
-
-template <typename S>
-bool same_bits(const UpdateBatch<S>& a, const UpdateBatch<S>& b) {
-  return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
-}
-
-template <typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no throw)";
-}
-
-struct ThreadGuard {
-  int saved = max_threads();
-  ~ThreadGuard() { set_max_threads(saved); }
-};
-
-}  // namespace
+using namespace fedpp_test;
 
 static_assert(Attack<SignFlip, float> && Attack<SignFlip, double>);
 
@@ -65,7 +22,7 @@ TEMPLATE_TEST_CASE("SignFlip::byzfl reproduces ByzFL's SignFlipping golden value
                    double) {
   using S = TestType;
   const auto honest = byzfl_input<S>();
-  auto byz = random_batch<S>(3, 2, 1, 10);
+  auto byz = normal_batch<S>(3, 2, 1, {.scale = 3.0, .shift = 0.5, .first_id = 10});
   Rng rng(0);
   SignFlip::byzfl().corrupt(byz, honest, AttackContext{0, 5, 2}, rng);
   for (Index c = 0; c < 2; ++c) {
@@ -80,7 +37,7 @@ TEMPLATE_TEST_CASE("SignFlip::byzfl reproduces ByzFL's SignFlipping golden value
 TEMPLATE_TEST_CASE("SignFlip (own) multiplies each update by -c exactly", "[attacks][SignFlip]", float, double) {
   using S = TestType;
   const double c = GENERATE(1.0, 4.0, 10.0, 0.3);
-  const auto orig = random_batch<S>(37, 5, 2);
+  const auto orig = normal_batch<S>(37, 5, 2, {.scale = 3.0, .shift = 0.5});
   auto byz = orig;
   const UpdateBatch<S> honest;  // not needed by the own source
   Rng rng(0);
@@ -109,8 +66,8 @@ TEST_CASE("SignFlip default is Garfield's reverse attack (c = 10, own update)", 
 TEMPLATE_TEST_CASE("SignFlip (honest_mean) writes -c times the brute-force honest mean", "[attacks][SignFlip]", float,
                    double) {
   using S = TestType;
-  const auto honest = random_batch<S>(4100, 9, 3);  // more than one coordinate block
-  auto byz = random_batch<S>(4100, 3, 4, 100);
+  const auto honest = normal_batch<S>(4100, 9, 3, {.scale = 3.0, .shift = 0.5});  // more than one coordinate block
+  auto byz = normal_batch<S>(4100, 3, 4, {.scale = 3.0, .shift = 0.5, .first_id = 100});
   Rng rng(0);
   SignFlip(2.5, SignFlipSource::honest_mean).corrupt(byz, honest, AttackContext{3, 12, 3}, rng);
   for (Index j = 0; j < 4100; ++j) {
@@ -161,12 +118,12 @@ TEST_CASE("SignFlip validates its settings and inputs", "[attacks][SignFlip]") {
   CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::infinity()), InvalidArgument);
   CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
 
-  auto byz = random_batch<float>(4, 2, 1);
+  auto byz = normal_batch<float>(4, 2, 1, {.scale = 3.0, .shift = 0.5});
   Rng rng(0);
   const SignFlip mean_flip(1.0, SignFlipSource::honest_mean);
   CHECK(message_of([&] { mean_flip.corrupt(byz, UpdateBatch<float>(4), AttackContext{}, rng); }) ==
         "fedpp::SignFlip::corrupt: needs at least 1 honest update (source honest_mean), got 0");
-  const auto wrong_dim = random_batch<float>(5, 2, 2);
+  const auto wrong_dim = normal_batch<float>(5, 2, 2, {.scale = 3.0, .shift = 0.5});
   CHECK_THROWS_AS(mean_flip.corrupt(byz, wrong_dim, AttackContext{}, rng), DimensionError);
   CHECK(message_of([&] { mean_flip.corrupt(byz, wrong_dim, AttackContext{}, rng); }) ==
         "fedpp::SignFlip::corrupt: honest updates must have the dimension of the Byzantine updates (4), got 5");
@@ -174,16 +131,11 @@ TEST_CASE("SignFlip validates its settings and inputs", "[attacks][SignFlip]") {
 
 TEMPLATE_TEST_CASE("SignFlip gives the same bits with 1 and 2 threads", "[attacks][SignFlip]", float, double) {
   using S = TestType;
-  ThreadGuard guard;
-  const auto honest = random_batch<S>(100003, 7, 5);
-  const auto byz0 = random_batch<S>(100003, 3, 6, 50);
+  const auto honest = normal_batch<S>(100003, 7, 5, {.scale = 3.0, .shift = 0.5});
+  const auto byz0 = normal_batch<S>(100003, 3, 6, {.scale = 3.0, .shift = 0.5, .first_id = 50});
   for (auto source : {SignFlipSource::own, SignFlipSource::honest_mean}) {
-    auto a = byz0, b = byz0;
-    Rng r1(9), r2(9);
-    set_max_threads(1);
-    SignFlip(10.0, source).corrupt(a, honest, AttackContext{0, 10, 3}, r1);
-    set_max_threads(2);
-    SignFlip(10.0, source).corrupt(b, honest, AttackContext{0, 10, 3}, r2);
+    const auto a = corrupted_on_threads(SignFlip(10.0, source), byz0, honest, AttackContext{0, 10, 3}, 9, 1);
+    const auto b = corrupted_on_threads(SignFlip(10.0, source), byz0, honest, AttackContext{0, 10, 3}, 9, 2);
     CHECK(same_bits(a, b));
     CHECK_FALSE(same_bits(a, byz0));
   }

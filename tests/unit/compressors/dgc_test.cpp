@@ -9,6 +9,7 @@
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/optimizers/local_sgd.hpp"
 #include "fedpp/runtime/client.hpp"
+#include "support/compressor_common.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include <vector>
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
@@ -28,18 +30,6 @@ namespace {
 struct RefState {
   std::vector<float> u, v;
 };
-
-// Exact top-k of |v| over [0, n), ties to the lower index, increasing order (brute force: full sort).
-std::vector<Index> ref_top_k(const std::vector<float>& v, Index k) {
-  std::vector<Index> idx(v.size());
-  std::iota(idx.begin(), idx.end(), Index{0});
-  std::stable_sort(idx.begin(), idx.end(), [&](Index a, Index b) {
-    return std::abs(v[static_cast<std::size_t>(a)]) > std::abs(v[static_cast<std::size_t>(b)]);
-  });
-  idx.resize(static_cast<std::size_t>(std::min<Index>(k, static_cast<Index>(v.size()))));
-  std::sort(idx.begin(), idx.end());
-  return idx;
-}
 
 // One DGC step (algorithms.md 4.1, 4.3) with exact top-k per segment; returns the (index, value) pairs.
 std::vector<std::pair<Index, float>> ref_step(const std::vector<float>& x, RefState& st, const DgcOptions& o,
@@ -71,7 +61,7 @@ std::vector<std::pair<Index, float>> ref_step(const std::vector<float>& x, RefSt
       vseg[static_cast<std::size_t>(i)] = v;
     }
     const auto k = static_cast<Index>(std::ceil(static_cast<double>(n) * rho));
-    for (Index i : ref_top_k(vseg, k)) {
+    for (Index i : brute_top_k(vseg, k)) {
       const auto gi = static_cast<std::size_t>(off + i);
       sent.emplace_back(off + i, st.v[gi]);
       st.v[gi] = 0;
@@ -80,13 +70,6 @@ std::vector<std::pair<Index, float>> ref_step(const std::vector<float>& x, RefSt
     off += n;
   }
   return sent;
-}
-
-std::vector<float> normals(Index n, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<float> x(static_cast<std::size_t>(n));
-  for (auto& a : x) a = static_cast<float>(scale * rng.normal());
-  return x;
 }
 
 ParameterLayout three_segments() {
@@ -170,7 +153,7 @@ RefSampled ref_sampled(const std::vector<float>& v, double rho, const DgcOptions
           if (o.resample) {
             std::vector<float> sub;
             for (Index i : idx) sub.push_back(v[static_cast<std::size_t>(i)]);
-            std::vector<Index> pick = ref_top_k(sub, k);
+            std::vector<Index> pick = brute_top_k(sub, k);
             std::vector<Index> chosen;
             for (Index j : pick) chosen.push_back(idx[static_cast<std::size_t>(j)]);
             idx = chosen;
@@ -232,7 +215,7 @@ TEST_CASE("Dgc matches the step-by-step reference over rounds (exact top-k)", "[
   Rng rng(3);
   for (int t = 0; t < 8; ++t) {
     CAPTURE(t);
-    std::vector<float> x = normals(d, 100 + static_cast<std::uint64_t>(t));
+    std::vector<float> x = gaussian<float>(d, 100 + static_cast<std::uint64_t>(t));
     for (Index i = 1000; i < 1007; ++i) x[static_cast<std::size_t>(i)] *= 0.01f;  // a small segment
     const auto expect = ref_step(x, ref, o, densities[t], sizes);
     const DgcSparse<float> got = dgc.compress(std::span<const float>(x), st, rng, static_cast<std::uint64_t>(t));
@@ -343,7 +326,7 @@ TEST_CASE("Dgc sampled threshold follows the reference's procedure", "[dgc]") {
   int resampled = 0, adapted = 0;
   for (std::uint64_t seed = 1; seed <= 25; ++seed) {
     CAPTURE(rho, seed);
-    std::vector<float> v = normals(n, seed);
+    std::vector<float> v = gaussian<float>(n, seed);
     Rng rng(seed * 31), copy = rng;
     const RefSampled r = ref_sampled(v, rho, o, copy);
     std::vector<Index> got;
@@ -396,7 +379,7 @@ TEST_CASE("Dgc sampled threshold: misleading samples, ties, resample off", "[dgc
     CHECK(info.resampled);
     CHECK(got == r.idx);
     CHECK(static_cast<Index>(got.size()) == plan.num_selects);
-    CHECK(got == ref_top_k(v, plan.num_selects));  // re-selection among the candidates = global top-k here
+    CHECK(got == brute_top_k(v, plan.num_selects));  // re-selection among the candidates = global top-k here
   }
   SECTION("all ties: re-selection keeps the first k indices") {
     std::vector<float> v(static_cast<std::size_t>(n), -1.5f);
@@ -411,7 +394,7 @@ TEST_CASE("Dgc sampled threshold: misleading samples, ties, resample off", "[dgc
     DgcOptions o2 = o;
     o2.resample = false;
     for (std::uint64_t seed = 1; seed <= 10; ++seed) {
-      std::vector<float> v = normals(n, seed);
+      std::vector<float> v = gaussian<float>(n, seed);
       Rng rng(seed), copy = rng;
       const RefSampled r = ref_sampled(v, o2.density, o2, copy);
       std::vector<Index> got;
@@ -434,10 +417,10 @@ TEST_CASE("Dgc exact and sampled selection agree with a brute-force top-k on tin
     o.threshold = mode;
     const Dgc dgc(o);
     auto st = dgc.make_state<float>(150);
-    const std::vector<float> x = normals(150, 77);
+    const std::vector<float> x = gaussian<float>(150, 77);
     Rng rng(1);
     const auto sp = dgc.compress(std::span<const float>(x), st, rng, 0);
-    CHECK(sp.indices == ref_top_k(x, 2));
+    CHECK(sp.indices == brute_top_k(x, 2));
   }
 }
 
@@ -445,7 +428,7 @@ TEST_CASE("Dgc exact selection on large segments equals a brute-force top-k, tie
   const Index n = 150000;
   for (int variant = 0; variant < 4; ++variant) {
     CAPTURE(variant);
-    std::vector<float> v = normals(n, 60 + static_cast<std::uint64_t>(variant));
+    std::vector<float> v = gaussian<float>(n, 60 + static_cast<std::uint64_t>(variant));
     if (variant == 1)  // coarse values: many ties at the k-th magnitude
       for (auto& a : v) a = std::round(a * 4.0f) / 4.0f;
     if (variant == 2)  // large values exactly on the pre-filter's sample grid: too few pass, full path
@@ -457,7 +440,7 @@ TEST_CASE("Dgc exact selection on large segments equals a brute-force top-k, tie
     for (Index k : {Index{1}, Index{150}, Index{2000}}) {
       std::vector<Index> got;
       detail::dgc_select_exact(std::span<const float>(v), k, got);
-      CHECK(got == ref_top_k(v, k));
+      CHECK(got == brute_top_k(v, k));
     }
   }
 }
@@ -509,7 +492,7 @@ TEST_CASE("Dgc warm-up follows ctx.round (4-argument encode) or the participatio
   const Index expect_by_round[] = {64, 16, 5};  // ceil(4096 * {0.015625, 0.00390625, 0.001})
   const Index expect_by_count[] = {1024, 256, 64};
   for (int t = 0; t < 3; ++t) {
-    const std::vector<float> x = normals(d, 5 + static_cast<std::uint64_t>(t));
+    const std::vector<float> x = gaussian<float>(d, 5 + static_cast<std::uint64_t>(t));
     Rng r1(1), r2(1);
     const RoundContext ctx{rounds[t], 0, 0};
     const Payload pa = dgc.encode(std::span<const float>(x), a, r1, ctx);
@@ -531,7 +514,7 @@ TEST_CASE("Dgc payload decodes to the selected values, zero elsewhere", "[dgc]")
   const Index d = layout.total();
   auto s1 = dgc.make_state<float>(d), s2 = dgc.make_state<float>(d);
   for (int t = 0; t < 6; ++t) {
-    const std::vector<float> x = normals(d, 900 + static_cast<std::uint64_t>(t));
+    const std::vector<float> x = gaussian<float>(d, 900 + static_cast<std::uint64_t>(t));
     Rng r1(t + 1), r2(t + 1);
     const auto sp = dgc.compress(std::span<const float>(x), s1, r1, static_cast<std::uint64_t>(t));
     const Payload p = dgc.encode(std::span<const float>(x), s2, r2);
@@ -544,14 +527,14 @@ TEST_CASE("Dgc payload decodes to the selected values, zero elsewhere", "[dgc]")
     CHECK(decode_dense<float>(dgc, p, d) == expect);
   }
   // Decoding into the wrong dimension is a DecodeError.
-  const std::vector<float> x = normals(d, 1);
+  const std::vector<float> x = gaussian<float>(d, 1);
   Rng rng(1);
   const Payload p = dgc.encode(std::span<const float>(x), s2, rng);
   std::vector<float> wrong(static_cast<std::size_t>(d + 1));
   CHECK_THROWS_AS(dgc.decode(p, std::span<float>(wrong)), DecodeError);
 }
 
-TEST_CASE("Dgc double updates travel as f64 by default; a zero update decodes to zeros", "[dgc]") {
+TEST_CASE("Dgc double updates travel as f64 by default, and a zero update decodes to zeros", "[dgc]") {
   DgcOptions o;
   o.density = 0.01;
   o.warmup = DgcWarmup::none;
@@ -592,7 +575,7 @@ TEST_CASE("Dgc is bit-identical on 1 and 2 threads", "[dgc]") {
     auto st = dgc.make_state<float>(d);
     std::vector<std::uint8_t> bytes;
     for (int t = 0; t < 7; ++t) {
-      const std::vector<float> x = normals(d, 40 + static_cast<std::uint64_t>(t));
+      const std::vector<float> x = gaussian<float>(d, 40 + static_cast<std::uint64_t>(t));
       Rng rng = make_rng(1, static_cast<std::uint64_t>(t), 3, Purpose::compression);
       const Payload p = dgc.encode(std::span<const float>(x), st, rng);
       bytes.insert(bytes.end(), p.data().begin(), p.data().end());
@@ -645,7 +628,7 @@ TEST_CASE("Dgc rejects bad options, naming the class, parameter and value", "[dg
 TEST_CASE("Dgc rejects non-finite updates and mismatched sizes without touching the state", "[dgc]") {
   const Dgc dgc;
   auto st = dgc.make_state<float>(100);
-  std::vector<float> x = normals(100, 1);
+  std::vector<float> x = gaussian<float>(100, 1);
   x[37] = std::numeric_limits<float>::quiet_NaN();
   Rng rng(1);
   CHECK_THROWS_AS(dgc.encode(std::span<const float>(x), st, rng), InvalidArgument);
@@ -799,7 +782,7 @@ double train(Method method, double density) {
           for (Index i = 0; i < d; ++i) G[static_cast<std::size_t>(i)] += g[static_cast<std::size_t>(i)];
         } else if (method == Method::naive_top_k) {
           const auto kk = static_cast<Index>(std::ceil(static_cast<double>(d) * density));
-          for (Index i : ref_top_k(g, kk)) G[static_cast<std::size_t>(i)] += g[static_cast<std::size_t>(i)];
+          for (Index i : brute_top_k(g, kk)) G[static_cast<std::size_t>(i)] += g[static_cast<std::size_t>(i)];
         } else {  // DGC, or gradient dropping (the same with momentum 0 and the momentum after averaging)
           // Warm-up by epoch, as in the paper.
           Rng rng = make_rng(5, step, static_cast<std::uint64_t>(k), Purpose::compression);

@@ -10,27 +10,12 @@
 #include <vector>
 
 #include "fedpp/compressors/qsgd.hpp"
+#include "support/compressor_common.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-template <typename S>
-std::vector<S> gaussian(std::size_t d, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<S> v(d);
-  for (auto& x : v) x = static_cast<S>(scale * rng.normal());
-  return v;
-}
-
-std::size_t varint_len(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
 // Length of the Elias omega code of k >= 1, from its recursive definition.
 std::uint64_t omega_len(std::uint64_t k) {
@@ -90,16 +75,6 @@ Reference<S> reference(const std::vector<S>& x, std::uint64_t b, std::uint32_t s
     }
   }
   return ref;
-}
-
-template <typename S>
-std::vector<S> round_trip(const Qsgd& q, const std::vector<S>& x, Rng& rng, Payload* keep = nullptr) {
-  auto st = q.make_state<S>(static_cast<Index>(x.size()));
-  Payload p = q.encode(std::span<const S>(x), st, rng);
-  std::vector<S> out(x.size(), S(123));
-  q.decode(p, std::span<S>(out));
-  if (keep) *keep = std::move(p);
-  return out;
 }
 
 std::size_t prefix_bytes(std::uint64_t d, std::uint64_t count, std::uint32_t s, std::uint64_t b, std::uint64_t nb) {
@@ -297,14 +272,9 @@ TEST_CASE("Qsgd gives the same bits on 1 and 2 threads and from every kernel", "
     for (Index bucket : {Index{0}, Index{512}, Index{5000}}) {
       const Qsgd q(8, bucket, coding);
       auto st = q.make_state<float>(100003);
-      const int saved = max_threads();
-      set_max_threads(1);
-      Rng r1(7);
-      const Payload p1 = q.encode(std::span<const float>(x), st, r1);
-      set_max_threads(2);
-      Rng r2(7);
-      const Payload p2 = q.encode(std::span<const float>(x), st, r2);
-      set_max_threads(saved);
+      Rng r1(7), r2(7);
+      const Payload p1 = encode_on_threads(q, x, st, r1, 1);
+      const Payload p2 = encode_on_threads(q, x, st, r2, 2);
       CHECK(std::equal(p1.data().begin(), p1.data().end(), p2.data().begin(), p2.data().end()));
     }
   }
@@ -355,12 +325,7 @@ TEST_CASE("Qsgd rejects malformed payloads with DecodeError", "[compressors][Qsg
     const std::vector<std::uint8_t> bytes(good.data().begin(), good.data().end());
     auto decode = [&](const std::vector<std::uint8_t>& b) { q.decode(Payload(b), std::span<float>(out)); };
     REQUIRE_NOTHROW(decode(bytes));
-    for (std::size_t len = 0; len < bytes.size(); ++len)
-      CHECK_THROWS_AS(decode(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len))),
-                      DecodeError);
-    auto longer = bytes;
-    longer.push_back(0);
-    CHECK_THROWS_AS(decode(longer), DecodeError);
+    check_rejects_cut_and_extended(decode, bytes);
     std::vector<float> wrong(d + 1);
     CHECK_THROWS_WITH(q.decode(good, std::span<float>(wrong)), Catch::Contains("fedpp::Qsgd::decode") &&
                                                                    Catch::Contains("dimension"));

@@ -8,46 +8,27 @@
 #include <vector>
 
 #include "fedpp/compressors/sign.hpp"
+#include "support/compressor_common.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-template <typename S>
-std::vector<S> gaussian(std::size_t d, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<S> v(d);
-  for (auto& x : v) x = static_cast<S>(rng.normal());
-  return v;
-}
-
-std::size_t varint_len(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
 // The formula, written from the paper: scale = float32(mean |p_i|) over [lo, hi); value = scale * sign(p_i).
 template <typename S>
-void expected(const std::vector<S>& x, std::size_t lo, std::size_t hi, std::vector<S>& out) {
+void expected_scaled_sign(const std::vector<S>& x, std::size_t lo, std::size_t hi, std::vector<S>& out) {
   double sum = 0;
   for (std::size_t i = lo; i < hi; ++i) sum += std::abs(static_cast<double>(x[i]));
   const auto scale = static_cast<S>(static_cast<float>(sum / static_cast<double>(hi - lo)));
   for (std::size_t i = lo; i < hi; ++i) out[i] = x[i] > 0 ? scale : (x[i] < 0 ? -scale : S(0));
 }
 
+// round_trip with Rng(1) (ScaledSign draws nothing) and 42 as the value decode must overwrite.
 template <typename S>
-std::vector<S> round_trip(const ScaledSign& c, const std::vector<S>& x, Payload* keep = nullptr) {
-  auto st = c.make_state<S>(static_cast<Index>(x.size()));
+std::vector<S> sign_round_trip(const ScaledSign& c, const std::vector<S>& x, Payload* keep = nullptr) {
   Rng rng(1);
-  Payload p = c.encode(std::span<const S>(x), st, rng);
-  std::vector<S> out(x.size(), S(42));
-  c.decode(p, std::span<S>(out));
-  if (keep) *keep = std::move(p);
-  return out;
+  return round_trip(c, x, rng, keep, S(42));
 }
 
 std::size_t header_bytes(std::uint64_t d) { return 2 + 1 + 2 * varint_len(d); }
@@ -62,9 +43,9 @@ TEMPLATE_TEST_CASE("ScaledSign decodes to (||p||_1 / d) sign(p) with exact sizes
     CAPTURE(d);
     const auto x = gaussian<S>(d, d);
     std::vector<S> want(d);
-    expected(x, 0, d, want);
+    expected_scaled_sign(x, 0, d, want);
     Payload p;
-    const auto out = round_trip(c, x, &p);
+    const auto out = sign_round_trip(c, x, &p);
     CHECK(out == want);
     // No zeros: header, mode byte, one scale (varint count + float), d bits.
     CHECK(p.bytes() == header_bytes(d) + 1 + 1 + 4 + (d + 7) / 8);
@@ -80,9 +61,9 @@ TEST_CASE("ScaledSign codes zeros as sign(0) = 0 only when zeros exist", "[compr
   x[500] = -0.0f;
   x[999] = 0;
   std::vector<float> want(d);
-  expected(x, 0, d, want);
+  expected_scaled_sign(x, 0, d, want);
   Payload p;
-  auto out = round_trip(c, x, &p);
+  auto out = sign_round_trip(c, x, &p);
   CHECK(out == want);
   CHECK(out[500] == 0);
   CHECK(!std::signbit(out[500]));
@@ -91,19 +72,19 @@ TEST_CASE("ScaledSign codes zeros as sign(0) = 0 only when zeros exist", "[compr
   CHECK(p.data()[header_bytes(d)] == 1);
   // Many zeros: a zero bitmap is smaller than the list.
   for (std::size_t i = 0; i < d; i += 2) x[i] = 0;
-  expected(x, 0, d, want);
-  out = round_trip(c, x, &p);
+  expected_scaled_sign(x, 0, d, want);
+  out = sign_round_trip(c, x, &p);
   CHECK(out == want);
   CHECK(p.data()[header_bytes(d)] == 2);
   CHECK(p.bytes() == header_bytes(d) + 1 + 1 + 4 + 2 * ((d + 7) / 8));
   // All zero: mode 3, nothing after the (zero) scale. Empty vector: mode 0, nothing after the scale.
   const std::vector<float> zero(d, 0.0f);
-  out = round_trip(c, zero, &p);
+  out = sign_round_trip(c, zero, &p);
   CHECK(out == zero);
   CHECK(p.data()[header_bytes(d)] == 3);
   CHECK(p.bytes() == header_bytes(d) + 1 + 1 + 4);
   const std::vector<float> empty;
-  CHECK(round_trip(c, empty, &p).empty());
+  CHECK(sign_round_trip(c, empty, &p).empty());
   CHECK(p.bytes() == header_bytes(0) + 1 + 1 + 4);
 }
 
@@ -118,17 +99,17 @@ TEST_CASE("ScaledSign with a layout scales each segment by its own mean magnitud
   for (std::size_t i = 300; i < 330; ++i) x[i] *= 100;  // a segment with much larger values
   x[301] = 0;
   std::vector<double> want(480);
-  expected(x, 0, 300, want);
-  expected(x, 300, 330, want);
-  expected(x, 330, 480, want);
+  expected_scaled_sign(x, 0, 300, want);
+  expected_scaled_sign(x, 300, 330, want);
+  expected_scaled_sign(x, 330, 480, want);
   Payload p;
-  CHECK(round_trip(c, x, &p) == want);
+  CHECK(sign_round_trip(c, x, &p) == want);
   // Mode, 3 scales, a list of one zero (count 1, gap 301 in 2 bytes), 480 sign bits.
   CHECK(p.bytes() == header_bytes(480) + 1 + 1 + 3 * 4 + 1 + 2 + 480 / 8);
   // A global scale differs (so the test distinguishes the two).
   std::vector<double> global(480);
-  expected(x, 0, 480, global);
-  CHECK(round_trip(ScaledSign(), x) == global);
+  expected_scaled_sign(x, 0, 480, global);
+  CHECK(sign_round_trip(ScaledSign(), x) == global);
   CHECK(global != want);
   // Layout and dimension must agree.
   auto st = c.make_state<double>(479);
@@ -138,7 +119,7 @@ TEST_CASE("ScaledSign with a layout scales each segment by its own mean magnitud
   CHECK_THROWS_AS(ScaledSign(ParameterLayout{}), InvalidArgument);
   // A payload made with another segment count is rejected.
   Payload g;
-  round_trip(ScaledSign(), x, &g);
+  sign_round_trip(ScaledSign(), x, &g);
   std::vector<double> out(480);
   CHECK_THROWS_WITH(c.decode(g, std::span<double>(out)), Catch::Contains("number of scales"));
 }
@@ -147,7 +128,7 @@ TEST_CASE("ScaledSign is a biased delta-compressor: ||C(x) - x||^2 = ||x||^2 - |
   // Skewed vector: one large coordinate, many small ones. Sign compression alone does not preserve it.
   std::vector<double> x(100, -0.1);
   x[0] = 10;
-  const auto out = round_trip(ScaledSign(), x);
+  const auto out = sign_round_trip(ScaledSign(), x);
   double l1 = 0, l2 = 0, err = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     l1 += std::abs(x[i]);
@@ -164,13 +145,9 @@ TEST_CASE("ScaledSign gives the same bits on 1 and 2 threads", "[compressors][Sc
   x[12345] = 0;
   const ScaledSign c;
   auto st = c.make_state<float>(300001);
-  const int saved = max_threads();
-  set_max_threads(1);
   Rng r(1);
-  const Payload p1 = c.encode(std::span<const float>(x), st, r);
-  set_max_threads(2);
-  const Payload p2 = c.encode(std::span<const float>(x), st, r);
-  set_max_threads(saved);
+  const Payload p1 = encode_on_threads(c, x, st, r, 1);
+  const Payload p2 = encode_on_threads(c, x, st, r, 2);
   CHECK(std::equal(p1.data().begin(), p1.data().end(), p2.data().begin(), p2.data().end()));
 }
 
@@ -185,14 +162,14 @@ TEST_CASE("ScaledSign rejects non-finite input and malformed payloads", "[compre
   const std::vector<double> huge{1e300, -1e300};
   CHECK_THROWS_WITH(c.encode(std::span<const double>(huge), std_, rng), Catch::Contains("float32 range"));
   const std::vector<double> largest{3.4028234e38, -3.4028234e38};  // just below FLT_MAX: still representable
-  CHECK(round_trip(c, largest)[1] == -static_cast<double>(std::numeric_limits<float>::max()));
+  CHECK(sign_round_trip(c, largest)[1] == -static_cast<double>(std::numeric_limits<float>::max()));
 
   const std::size_t d = 20;  // header 5 bytes, mode at 5, scale count at 6, scale at 7..10, then 11..
   std::vector<float> out(d);
   auto decode = [&](const std::vector<std::uint8_t>& b) { c.decode(Payload(b), std::span<float>(out)); };
   auto bytes_of = [&](const std::vector<float>& x) {
     Payload p;
-    round_trip(c, x, &p);
+    sign_round_trip(c, x, &p);
     return std::vector<std::uint8_t>(p.data().begin(), p.data().end());
   };
   auto x = gaussian<float>(d, 2);
@@ -208,12 +185,7 @@ TEST_CASE("ScaledSign rejects non-finite input and malformed payloads", "[compre
   REQUIRE(all[5] == 3);
   for (const auto* good : {&none, &list, &bitmap, &all}) {
     REQUIRE_NOTHROW(decode(*good));
-    for (std::size_t len = 0; len < good->size(); ++len)
-      CHECK_THROWS_AS(decode(std::vector<std::uint8_t>(good->begin(), good->begin() + static_cast<std::ptrdiff_t>(len))),
-                      DecodeError);
-    auto longer = *good;
-    longer.push_back(0);
-    CHECK_THROWS_AS(decode(longer), DecodeError);
+    check_rejects_cut_and_extended(decode, *good);
     auto m = *good;
     m[0] = 6;  // Qsgd's codec id
     CHECK_THROWS_AS(decode(m), DecodeError);

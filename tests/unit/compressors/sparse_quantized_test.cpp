@@ -8,46 +8,19 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "fedpp/compressors/sparse_quantized.hpp"
+#include "support/compressor_common.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-template <typename S>
-std::vector<S> gaussian(std::size_t d, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<S> v(d);
-  for (auto& x : v) x = static_cast<S>(rng.normal());
-  return v;
-}
-
-std::size_t varint_len(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-// Brute force: indices of the k largest |x_i| (ties to the lowest index), in increasing order.
-template <typename S>
-std::vector<std::size_t> brute_top_k(const std::vector<S>& x, std::size_t k) {
-  std::vector<std::size_t> order(x.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return std::abs(x[a]) > std::abs(x[b]); });
-  order.resize(std::min(k, x.size()));
-  std::sort(order.begin(), order.end());
-  return order;
-}
-
 // Expected decode: kept values quantised by the documented rule with position j's draw.
 template <typename S>
-std::vector<S> expected(const std::vector<S>& x, std::size_t k, std::uint32_t s, std::uint64_t key) {
+std::vector<S> expected_sparse_qsgd(const std::vector<S>& x, std::size_t k, std::uint32_t s, std::uint64_t key) {
   const auto idx = brute_top_k(x, k);
   double sq = 0;
   for (std::size_t i : idx) sq += static_cast<double>(x[i]) * static_cast<double>(x[i]);
@@ -64,16 +37,6 @@ std::vector<S> expected(const std::vector<S>& x, std::size_t k, std::uint32_t s,
     const S q = norm * (static_cast<S>(lev) / smax);
     out[idx[j]] = v < 0 && lev > 0 ? -q : q;
   }
-  return out;
-}
-
-template <typename S>
-std::vector<S> round_trip(const SparseQsgd& c, const std::vector<S>& x, Rng& rng, Payload* keep = nullptr) {
-  auto st = c.make_state<S>(static_cast<Index>(x.size()));
-  Payload p = c.encode(std::span<const S>(x), st, rng);
-  std::vector<S> out(x.size(), S(9));
-  c.decode(p, std::span<S>(out));
-  if (keep) *keep = std::move(p);
   return out;
 }
 
@@ -96,9 +59,9 @@ TEMPLATE_TEST_CASE("SparseQsgd keeps the top k and decodes their quantised value
     Rng rng(c.k);
     Rng copy = rng;
     Payload p;
-    const auto out = round_trip(q, x, rng, &p);
+    const auto out = round_trip(q, x, rng, &p, 9);
     const std::size_t k = std::min(c.k, c.d);
-    CHECK(out == expected(x, k, c.s, copy()));
+    CHECK(out == expected_sparse_qsgd(x, k, c.s, copy()));
     CHECK(p.header().count == k);
     // Header, index block (mode byte + delta varints or a bitmap, whichever is smaller), varint s, norm, fields.
     const auto idx = brute_top_k(x, k);
@@ -118,7 +81,7 @@ TEST_CASE("SparseQsgd is unbiased given the selection", "[compressors][SparseQsg
   const int draws = 20000;
   for (int t = 0; t < draws; ++t) {
     Rng rng(static_cast<std::uint64_t>(t) + 1);
-    const auto out = round_trip(q, x, rng);
+    const auto out = round_trip(q, x, rng, nullptr, 9);
     for (std::size_t i = 0; i < 200; ++i) sum[i] += out[i];
   }
   double sq = 0;
@@ -144,10 +107,10 @@ TEST_CASE("SparseQsgd maps zero to zero, rejects non-finite input and is thread-
   const SparseQsgd q(TopK::density(0.01), 8);
   Rng rng(1);
   const std::vector<float> zero(500, 0.0f);
-  const auto out = round_trip(q, zero, rng);
+  const auto out = round_trip(q, zero, rng, nullptr, 9);
   CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == 0 && !std::signbit(v); }));
   const std::vector<float> empty;
-  CHECK(round_trip(q, empty, rng).empty());
+  CHECK(round_trip(q, empty, rng, nullptr, 9).empty());
   auto st = q.make_state<float>(3);
   const std::vector<float> bad{1, std::numeric_limits<float>::infinity(), 0};
   CHECK_THROWS_WITH(q.encode(std::span<const float>(bad), st, rng),
@@ -157,14 +120,9 @@ TEST_CASE("SparseQsgd maps zero to zero, rejects non-finite input and is thread-
   const auto x = gaussian<float>(300000, 4);
   const SparseQsgd big(TopK::density(0.2), 8);
   auto st2 = big.make_state<float>(300000);
-  const int saved = max_threads();
-  set_max_threads(1);
-  Rng r1(5);
-  const Payload p1 = big.encode(std::span<const float>(x), st2, r1);
-  set_max_threads(2);
-  Rng r2(5);
-  const Payload p2 = big.encode(std::span<const float>(x), st2, r2);
-  set_max_threads(saved);
+  Rng r1(5), r2(5);
+  const Payload p1 = encode_on_threads(big, x, st2, r1, 1);
+  const Payload p2 = encode_on_threads(big, x, st2, r2, 2);
   CHECK(std::equal(p1.data().begin(), p1.data().end(), p2.data().begin(), p2.data().end()));
 }
 
@@ -179,12 +137,7 @@ TEST_CASE("SparseQsgd rejects malformed payloads with DecodeError", "[compressor
   std::vector<float> out(d);
   auto decode = [&](const std::vector<std::uint8_t>& b) { q.decode(Payload(b), std::span<float>(out)); };
   REQUIRE_NOTHROW(decode(bytes));
-  for (std::size_t len = 0; len < bytes.size(); ++len)
-    CHECK_THROWS_AS(decode(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len))),
-                    DecodeError);
-  auto longer = bytes;
-  longer.push_back(0);
-  CHECK_THROWS_AS(decode(longer), DecodeError);
+  check_rejects_cut_and_extended(decode, bytes);
   // Layout: codec(2) version(1) dim(1) count(1) | mode(1) 4 gaps (1 byte each) | s(1) | norm(4) | 2 bytes of fields.
   REQUIRE(bytes.size() == 5 + 5 + 1 + 4 + 2);
   REQUIRE(bytes[5] == 0);

@@ -31,7 +31,7 @@ std::size_t mode_offset(std::uint64_t dim, std::uint64_t k) {
 }
 
 template <typename S>
-std::vector<S> decoded(const Payload& p, std::size_t dim) {
+std::vector<S> decoded_sparse(const Payload& p, std::size_t dim) {
   std::vector<S> out(dim, S(123));
   decode_sparse(p, std::span<S>(out), "test");
   return out;
@@ -48,7 +48,7 @@ TEST_CASE("sparse payload bytes match the documented format (bitmap)", "[compres
   for (float v : val) append(expect, v);
   CHECK(bytes_of(p) == expect);
   CHECK(p.bytes() == 9 + 12);
-  const auto out = decoded<float>(p, 10);
+  const auto out = decoded_sparse<float>(p, 10);
   CHECK(out == std::vector<float>{0, 1, 0, 0, -2, 0, 0, 0, 0, 0.5f});
 }
 
@@ -60,7 +60,7 @@ TEST_CASE("sparse payload bytes match the documented format (varints)", "[compre
   Bytes expect{0x05, 0x00, 0x01, 0xe8, 0x07, 3, /*f64*/ 1, /*varints*/ 0, 0x03, 0x7e, 0xe4, 0x06};
   for (double v : val) append(expect, v);
   CHECK(bytes_of(p) == expect);
-  const auto out = decoded<double>(p, 1000);
+  const auto out = decoded_sparse<double>(p, 1000);
   for (std::size_t i = 0; i < 1000; ++i) {
     const double e = i == 3 ? -1.25 : i == 130 ? 3.0 : i == 999 ? 7.5 : 0.0;
     REQUIRE(out[i] == e);
@@ -79,7 +79,7 @@ TEST_CASE("index mode: varints unless the bitmap is strictly smaller", "[compres
     const bool bitmap = k > 8;  // tie at k = 8 -> varints
     REQUIRE(b[mo] == (bitmap ? 1 : 0));
     REQUIRE(p.bytes() == mo + 1 + (bitmap ? 8 : k) + 4 * k);
-    const auto out = decoded<float>(p, 64);
+    const auto out = decoded_sparse<float>(p, 64);
     for (std::size_t i = 0; i < 64; ++i) REQUIRE(out[i] == (i < k ? 1.0f : 0.0f));
   }
   // dim 0: empty payload, varint mode.
@@ -90,7 +90,7 @@ TEST_CASE("index mode: varints unless the bitmap is strictly smaller", "[compres
   // dim 9, no index: varints (0 bytes) beat the 2-byte bitmap.
   const Payload z = encode_sparse<float>(9, {}, std::span<const float>{});
   CHECK(z.bytes() == 7);
-  CHECK(decoded<float>(z, 9) == std::vector<float>(9, 0.0f));
+  CHECK(decoded_sparse<float>(z, 9) == std::vector<float>(9, 0.0f));
 }
 
 TEST_CASE("varint block size counts multi-byte gaps", "[compressors][sparse]") {
@@ -118,7 +118,7 @@ TEMPLATE_TEST_CASE("sparse round trips in every value format", "[compressors][sp
       const std::size_t mo = mode_offset(dim, idx.size());
       REQUIRE(bytes_of(p)[mo] == (vbytes <= bbytes ? 0 : 1));
       REQUIRE(p.bytes() == mo + 1 + std::min(vbytes, bbytes) + idx.size() * value_bytes(fmt));
-      const auto out = decoded<S>(p, static_cast<std::size_t>(dim));
+      const auto out = decoded_sparse<S>(p, static_cast<std::size_t>(dim));
       std::size_t j = 0;
       for (std::uint64_t i = 0; i < dim; ++i) {
         if (j < idx.size() && static_cast<std::uint64_t>(idx[j]) == i) {

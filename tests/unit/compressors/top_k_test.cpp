@@ -3,39 +3,17 @@
 // parameters, formats and strict decoding.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "fedpp/compressors/top_k.hpp"
+#include "support/compressor_common.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
-
-// Reference: stable sort by |x| descending (stable keeps lower indices first among ties), take k, sort.
-template <typename S>
-std::vector<Index> magnitude_order(const std::vector<S>& x) {
-  std::vector<Index> order(x.size());
-  std::iota(order.begin(), order.end(), Index{0});
-  std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
-    return std::abs(x[static_cast<std::size_t>(a)]) > std::abs(x[static_cast<std::size_t>(b)]);
-  });
-  return order;
-}
-
-std::vector<Index> first_k_sorted(const std::vector<Index>& order, std::size_t k) {
-  std::vector<Index> r(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min(k, order.size())));
-  std::sort(r.begin(), r.end());
-  return r;
-}
-
-template <typename S>
-std::vector<Index> brute_top_k(const std::vector<S>& x, std::size_t k) {
-  return first_k_sorted(magnitude_order(x), k);
-}
 
 template <typename S>
 std::vector<S> make_vector(std::size_t d, int kind, Rng& rng) {

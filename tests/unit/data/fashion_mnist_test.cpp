@@ -1,32 +1,25 @@
 // Tests of the Fashion-MNIST loader: file lookup (env, .gz or plain), checks and limits on small
 // fake files, and known properties of the real data set when it is installed.
 #include <catch2/catch.hpp>
-#include <zlib.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "fedpp/core/rng.hpp"
 #include "fedpp/data/fashion_mnist.hpp"
 #include "fedpp/data/partition.hpp"
+#include "support/data_idx_files.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir : fedpp_test::TempDir {
-  TempDir() : fedpp_test::TempDir("fedpp_fmnist_test") {}
-};
 
 // Sets an environment variable for the scope, restoring the old value.
 struct ScopedEnv {
@@ -47,25 +40,12 @@ struct ScopedEnv {
   }
 };
 
-std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
-  std::vector<std::uint8_t> b = {0, 0, 8, static_cast<std::uint8_t>(dims.size())};
-  for (std::uint32_t d : dims)
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
-  b.insert(b.end(), data.begin(), data.end());
-  return b;
-}
-
+// Writes `bytes` to `path`, gzip-compressed when gz.
 void write_file(const std::string& path, const std::vector<std::uint8_t>& bytes, bool gz) {
-  if (gz) {
-    gzFile f = gzopen(path.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
-    REQUIRE(gzclose(f) == Z_OK);
-  } else {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-  }
+  if (gz)
+    write_gzip(path, bytes);
+  else
+    write_plain(path, bytes);
 }
 
 // A fake Fashion-MNIST: n_train / n_test images of side x side pixels, pixel = f(seed), labels i % 10.
@@ -123,7 +103,7 @@ TEST_CASE("default_fashion_mnist_dir follows FEDPP_FASHION_MNIST_DIR", "[data][f
 }
 
 TEST_CASE("a missing Fashion-MNIST says where it looked and what to install", "[data][fashion_mnist]") {
-  TempDir dir;
+  TempDir dir("fedpp_fmnist_test");
   CHECK_FALSE(fashion_mnist_available(dir.path.string()));
   const std::string expected_path = dir.file("train-images-idx3-ubyte.gz");
   CHECK_THROWS_AS(load_fashion_mnist<float>(dir.path.string()), DataError);
@@ -143,7 +123,7 @@ TEST_CASE("a missing Fashion-MNIST says where it looked and what to install", "[
 }
 
 TEST_CASE("load_fashion_mnist reads gzip or plain files, with limits", "[data][fashion_mnist]") {
-  TempDir dir;
+  TempDir dir("fedpp_fmnist_test");
   const bool gz = GENERATE(false, true);
   const FakeSet s = write_fake(dir, 13, 6, gz, 4);
   REQUIRE(fashion_mnist_available(dir.path.string()));
@@ -178,7 +158,7 @@ TEST_CASE("load_fashion_mnist reads gzip or plain files, with limits", "[data][f
 }
 
 TEST_CASE("load_fashion_mnist prefers the .gz file when both names exist", "[data][fashion_mnist]") {
-  TempDir dir;
+  TempDir dir("fedpp_fmnist_test");
   const FakeSet plain = write_fake(dir, 4, 3, false, 1);
   const FakeSet gz = write_fake(dir, 5, 2, true, 2);
   const auto d = load_fashion_mnist<double>(dir.path.string());
@@ -193,7 +173,7 @@ TEST_CASE("load_fashion_mnist prefers the .gz file when both names exist", "[dat
 }
 
 TEST_CASE("load_fashion_mnist rejects wrong image sizes, bad labels and corrupt files", "[data][fashion_mnist]") {
-  TempDir dir;
+  TempDir dir("fedpp_fmnist_test");
   SECTION("27 x 27 images") {
     write_fake(dir, 3, 2, true, 1, 27);
     CHECK_THROWS_WITH(load_fashion_mnist<float>(dir.path.string()),

@@ -1,9 +1,7 @@
 // Tests of the IDX reader: exact round trips (plain and gzip), every kind of corrupt input, and
 // the conversion of image/label arrays into a Dataset.
 #include <catch2/catch.hpp>
-#include <zlib.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -11,43 +9,16 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "fedpp/core/rng.hpp"
 #include "fedpp/data/idx.hpp"
+#include "support/data_idx_files.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir : fedpp_test::TempDir {
-  TempDir() : fedpp_test::TempDir("fedpp_idx_test") {}
-};
-
-// The bytes of an unsigned-byte IDX file: magic 00 00 08 ndim, big-endian sizes, data.
-std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data,
-                                    std::uint8_t type = 0x08) {
-  std::vector<std::uint8_t> b = {0, 0, type, static_cast<std::uint8_t>(dims.size())};
-  for (std::uint32_t d : dims)
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
-  b.insert(b.end(), data.begin(), data.end());
-  return b;
-}
-
-void write_plain(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-void write_gzip(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  if (!bytes.empty()) REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
-  REQUIRE(gzclose(f) == Z_OK);
-}
 
 std::vector<std::uint8_t> read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -78,7 +49,7 @@ void check_data_error(F&& f, const std::string& path, std::initializer_list<std:
 }  // namespace
 
 TEST_CASE("read_idx round-trips plain and gzip files exactly", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const bool gz = GENERATE(false, true);
   const auto write = gz ? write_gzip : write_plain;
   const std::string ext = gz ? ".gz" : "";
@@ -121,14 +92,14 @@ TEST_CASE("read_idx round-trips plain and gzip files exactly", "[data][idx]") {
 }
 
 TEST_CASE("read_idx reports a missing file or a folder with the path", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const std::string missing = dir.file("nope-idx3-ubyte.gz");
   check_data_error([&] { read_idx(missing); }, missing, {"fedpp::read_idx", "not found"});
   check_data_error([&] { read_idx(dir.path.string()); }, dir.path.string(), {"directory"});
 }
 
 TEST_CASE("read_idx rejects a bad magic number, element type or number of dimensions", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const bool gz = GENERATE(false, true);
   const auto write = gz ? write_gzip : write_plain;
   const std::string p = dir.file(gz ? "x.gz" : "x");
@@ -166,7 +137,7 @@ TEST_CASE("read_idx rejects a bad magic number, element type or number of dimens
 }
 
 TEST_CASE("read_idx rejects truncated data and trailing bytes", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const bool gz = GENERATE(false, true);
   const auto write = gz ? write_gzip : write_plain;
   const std::string p = dir.file(gz ? "x.gz" : "x");
@@ -197,7 +168,7 @@ TEST_CASE("read_idx rejects truncated data and trailing bytes", "[data][idx]") {
 }
 
 TEST_CASE("read_idx rejects implausible headers without allocating for them", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const std::string p = dir.file("x");
   // 2^20 x 2^20 x 2^20 elements: beyond the 2^34 cap.
   write_plain(p, idx_bytes({1u << 20, 1u << 20, 1u << 20}, {1, 2, 3}));
@@ -212,7 +183,7 @@ TEST_CASE("read_idx rejects implausible headers without allocating for them", "[
 }
 
 TEST_CASE("read_idx rejects corrupt and truncated gzip streams", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const std::string src = dir.file("ok.gz");
   const auto data = random_bytes(50000, 5);  // incompressible: the deflate stream is long
   write_gzip(src, idx_bytes({50000}, data));
@@ -239,7 +210,7 @@ TEST_CASE("read_idx rejects corrupt and truncated gzip streams", "[data][idx]") 
 }
 
 TEST_CASE("read_idx_labels checks the label range", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const std::string p = dir.file("labels.gz");
   write_gzip(p, idx_bytes({5}, {0, 9, 4, 12, 3}));
   check_data_error([&] { read_idx_labels(p, 10); }, p, {"fedpp::read_idx_labels", "label 3", "[0, 10)", "got 12"});
@@ -297,7 +268,7 @@ TEST_CASE("standardizing_transform matches a brute-force mean and standard devia
 }
 
 TEST_CASE("load_idx_dataset streams files into the same Dataset as idx_to_dataset", "[data][idx]") {
-  TempDir dir;
+  TempDir dir("fedpp_idx_test");
   const auto pixels = random_bytes(30 * 4 * 5, 21);
   std::vector<std::uint8_t> labels(30);
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::uint8_t>((i * 7) % 4);

@@ -11,18 +11,17 @@
 
 #include "fedpp/models/mlp.hpp"
 #include "fedpp/models/softmax_regression.hpp"
+#include "support/model_common.hpp"
 #include "support/random.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-using fedpp_test::random_inputs;
-using fedpp_test::random_labels;
-
 // Initial parameters plus noise everywhere, so biases are not zero.
 template <typename M>
-Vector<typename M::Scalar> random_params(const M& model, Rng& rng, double noise = 0.3) {
+Vector<typename M::Scalar> perturbed_init_params(const M& model, Rng& rng, double noise = 0.3) {
   Vector<typename M::Scalar> p;
   model.init_params(p, rng);
   for (Index i = 0; i < p.size(); ++i) p(i) += static_cast<typename M::Scalar>(noise * rng.normal());
@@ -31,8 +30,8 @@ Vector<typename M::Scalar> random_params(const M& model, Rng& rng, double noise 
 
 // Logits of sample j by explicit loops over the flat vector (weights row-major, then bias).
 template <typename S>
-std::vector<double> reference_logits(const std::vector<Index>& sizes, const Vector<S>& p, const Matrix<S>& X,
-                                     Index j) {
+std::vector<double> mlp_reference_logits(const std::vector<Index>& sizes, const Vector<S>& p, const Matrix<S>& X,
+                                         Index j) {
   std::vector<double> a(static_cast<std::size_t>(X.rows()));
   for (Index i = 0; i < X.rows(); ++i) a[static_cast<std::size_t>(i)] = static_cast<double>(X(i, j));
   Index off = 0;
@@ -49,34 +48,6 @@ std::vector<double> reference_logits(const std::vector<Index>& sizes, const Vect
     a = std::move(z);
   }
   return a;
-}
-
-double reference_loss(const std::vector<double>& z, Label y) {
-  const double mx = *std::max_element(z.begin(), z.end());
-  double s = 0.0;
-  for (double v : z) s += std::exp(v - mx);
-  return std::log(s) + mx - z[static_cast<std::size_t>(y)];
-}
-
-Label reference_argmax(const std::vector<double>& z) {
-  return static_cast<Label>(std::max_element(z.begin(), z.end()) - z.begin());  // first maximum
-}
-
-// Central finite differences of the mean loss, every coordinate.
-template <typename M>
-Vector<double> finite_difference_gradient(const M& model, Vector<double> p, const Matrix<double>& X,
-                                          const std::vector<Label>& y, double h = 1e-6) {
-  Vector<double> fd(p.size()), scratch(p.size());
-  for (Index i = 0; i < p.size(); ++i) {
-    const double keep = p(i);
-    p(i) = keep + h;
-    const double up = model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(scratch));
-    p(i) = keep - h;
-    const double down = model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(scratch));
-    p(i) = keep;
-    fd(i) = (up - down) / (2 * h);
-  }
-  return fd;
 }
 
 struct Problem {
@@ -176,13 +147,8 @@ TEST_CASE("Mlp weight and bias views address the row-major segments", "[models][
 
 TEST_CASE("Mlp init is deterministic, bounded and scaled per layer", "[models][Mlp][init]") {
   const Mlp<double> model({100, 300, 10});
-  Vector<double> a, b, c;
-  auto r1 = make_rng(7, 0, 0, Purpose::model_init);
-  auto r2 = make_rng(7, 0, 0, Purpose::model_init);
-  auto r3 = make_rng(8, 0, 0, Purpose::model_init);
-  model.init_params(a, r1);
-  model.init_params(b, r2);
-  model.init_params(c, r3);
+  const Vector<double> a = seeded_init_params(model, 7), b = seeded_init_params(model, 7),
+                       c = seeded_init_params(model, 8);
   REQUIRE(a.size() == model.num_params());
   CHECK(a == b);
   CHECK((a - c).cwiseAbs().maxCoeff() > 0.01);
@@ -216,7 +182,7 @@ TEST_CASE("Mlp gradient matches central finite differences", "[models][Mlp][grad
   CAPTURE(sizes, m, all_classes);
   const Mlp<double> model(sizes);
   auto rng = make_rng(11, static_cast<std::uint64_t>(m), sizes.size(), Purpose::user);
-  const Vector<double> p = random_params(model, rng);
+  const Vector<double> p = perturbed_init_params(model, rng);
   const Matrix<double> X = random_inputs<double>(model.input_dim(), m, rng);
   std::vector<Label> y = random_labels(m, model.num_classes(), rng);
   if (all_classes && m >= model.num_classes()) {
@@ -265,24 +231,19 @@ TEST_CASE("Mlp evaluate matches a per-sample brute-force loop", "[models][Mlp][e
   CAPTURE(sizes, m);
   const Mlp<double> model(sizes);
   auto rng = make_rng(5, static_cast<std::uint64_t>(m), sizes.size(), Purpose::user);
-  const Vector<double> p = random_params(model, rng, 1.0);
+  const Vector<double> p = perturbed_init_params(model, rng, 1.0);
   const Matrix<double> X = random_inputs<double>(7, m, rng);
   const std::vector<Label> y = random_labels(m, model.num_classes(), rng);
-  double loss_sum = 0.0;
-  Index correct = 0;
-  for (Index j = 0; j < m; ++j) {
-    const auto z = reference_logits(sizes, p, X, j);
-    loss_sum += reference_loss(z, y[static_cast<std::size_t>(j)]);
-    correct += reference_argmax(z) == y[static_cast<std::size_t>(j)];
-  }
+  const EvalResult want = reference_evaluation([&](Index j) { return mlp_reference_logits(sizes, p, X, j); }, y);
   const EvalResult r = model.evaluate(as_span(p), X, y);
   CHECK(r.count == m);
-  CHECK(r.correct == correct);
-  CHECK(r.loss_sum == Approx(loss_sum).epsilon(1e-12));
+  CHECK(r.correct == want.correct);
+  CHECK(r.loss_sum == Approx(want.loss_sum).epsilon(1e-12));
   // The mean loss of loss_and_gradient agrees.
   Vector<double> g(model.num_params());
-  CHECK(model.loss_and_gradient(as_span(p), X, y, as_span(g)) == Approx(loss_sum / static_cast<double>(m)).epsilon(1e-12));
-  if (m > 100) CHECK(correct > 0);
+  CHECK(model.loss_and_gradient(as_span(p), X, y, as_span(g)) ==
+        Approx(want.loss_sum / static_cast<double>(m)).epsilon(1e-12));
+  if (m > 100) CHECK(want.correct > 0);
 }
 
 TEST_CASE("Mlp evaluate breaks arg-max ties towards the lowest class", "[models][Mlp][evaluate]") {
@@ -302,26 +263,22 @@ TEST_CASE("Mlp evaluate breaks arg-max ties towards the lowest class", "[models]
 TEST_CASE("Mlp batch loss and gradient are the means of per-sample ones", "[models][Mlp][gradient]") {
   const Mlp<double> model({5, 6, 4, 3});
   auto rng = make_rng(9, 0, 0, Purpose::user);
-  const Vector<double> p = random_params(model, rng);
+  const Vector<double> p = perturbed_init_params(model, rng);
   const Index m = GENERATE(as<Index>{}, 9, 1500);  // 1500 is processed in two chunks
   const Matrix<double> X = random_inputs<double>(5, m, rng);
   const std::vector<Label> y = random_labels(m, 3, rng);
-  Vector<double> g(model.num_params()), gi(model.num_params()), g_sum = Vector<double>::Zero(model.num_params());
-  double loss_sum = 0.0;
-  for (Index j = 0; j < m; ++j) {
-    loss_sum += model.loss_and_gradient(as_span(p), X.col(j), std::span(y).subspan(static_cast<std::size_t>(j), 1),
-                                        as_span(gi));
-    g_sum += gi;
-  }
+  const auto sums = per_sample_sums(model, p, X, y);
+  Vector<double> g(model.num_params());
   const double loss = model.loss_and_gradient(as_span(p), X, y, as_span(g));
-  CHECK(loss == Approx(loss_sum / static_cast<double>(m)).epsilon(1e-12));
-  CHECK((g - g_sum / static_cast<double>(m)).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, g.cwiseAbs().maxCoeff()));
+  CHECK(loss == Approx(sums.loss / static_cast<double>(m)).epsilon(1e-12));
+  CHECK((g - sums.gradient / static_cast<double>(m)).cwiseAbs().maxCoeff() <=
+        1e-12 * std::max(1.0, g.cwiseAbs().maxCoeff()));
 }
 
 TEST_CASE("Mlp accepts a column block of a larger matrix", "[models][Mlp]") {
   const Mlp<double> model({4, 5, 3});
   auto rng = make_rng(2, 0, 0, Purpose::user);
-  const Vector<double> p = random_params(model, rng);
+  const Vector<double> p = perturbed_init_params(model, rng);
   const Matrix<double> big = random_inputs<double>(4, 30, rng);
   const Matrix<double> copy = big.middleCols(10, 8);
   const std::vector<Label> y = random_labels(8, 3, rng);
@@ -393,14 +350,11 @@ TEST_CASE("Mlp with two sizes is SoftmaxRegression", "[models][Mlp][SoftmaxRegre
   const Mlp<double> mlp({6, 4});
   const SoftmaxRegression<double> sr(6, 4);
   REQUIRE(mlp.num_params() == sr.num_params());
-  Vector<double> a, b;
-  auto r1 = make_rng(4, 0, 0, Purpose::model_init);
-  auto r2 = make_rng(4, 0, 0, Purpose::model_init);
-  mlp.init_params(a, r1);
-  sr.init_params(b, r2);
+  Vector<double> a = seeded_init_params(mlp, 4);
+  const Vector<double> b = seeded_init_params(sr, 4);
   CHECK(a == b);
   auto rng = make_rng(4, 1, 0, Purpose::user);
-  a = random_params(mlp, rng);
+  a = perturbed_init_params(mlp, rng);
   const Matrix<double> X = random_inputs<double>(6, 17, rng);
   const std::vector<Label> y = random_labels(17, 4, rng);
   Vector<double> ga(a.size()), gb(a.size());
@@ -414,7 +368,7 @@ TEST_CASE("Mlp results do not depend on earlier calls or on the calling thread",
   Eigen::setNbThreads(1);
   const Mlp<float> model({20, 32, 16, 5});
   auto rng = make_rng(6, 0, 0, Purpose::user);
-  const Vector<float> p = random_params(model, rng);
+  const Vector<float> p = perturbed_init_params(model, rng);
   constexpr int tasks = 4;
   std::vector<Matrix<float>> Xs;
   std::vector<std::vector<Label>> ys;
@@ -461,7 +415,7 @@ TEST_CASE("Mlp float matches double", "[models][Mlp][float]") {
   const Mlp<double> md({8, 16, 12, 4});
   const Mlp<float> mf({8, 16, 12, 4});
   auto rng = make_rng(12, 0, 0, Purpose::user);
-  const Vector<double> pd = random_params(md, rng);
+  const Vector<double> pd = perturbed_init_params(md, rng);
   const Matrix<double> Xd = random_inputs<double>(8, 300, rng);
   const std::vector<Label> y = random_labels(300, 4, rng);
   const Vector<float> pf = pd.cast<float>();

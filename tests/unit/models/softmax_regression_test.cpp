@@ -10,23 +10,23 @@
 #include <vector>
 
 #include "fedpp/models/softmax_regression.hpp"
+#include "support/model_common.hpp"
 #include "support/random.hpp"
 
 using namespace fedpp;
+using namespace fedpp_test;
 
 namespace {
 
-using fedpp_test::random_inputs;
-using fedpp_test::random_labels;
-
-Vector<double> random_params(Index n, Rng& rng, double scale = 0.5) {
+Vector<double> normal_params(Index n, Rng& rng, double scale = 0.5) {
   Vector<double> p(n);
   for (Index i = 0; i < n; ++i) p(i) = scale * rng.normal();
   return p;
 }
 
 // Logits of sample j by explicit loops: W row-major at offset 0, then b.
-std::vector<double> reference_logits(Index d, int classes, const Vector<double>& p, const Matrix<double>& X, Index j) {
+std::vector<double> softmax_reference_logits(Index d, int classes, const Vector<double>& p, const Matrix<double>& X,
+                                             Index j) {
   std::vector<double> z(static_cast<std::size_t>(classes));
   for (Index k = 0; k < classes; ++k) {
     double s = p(classes * d + k);
@@ -34,13 +34,6 @@ std::vector<double> reference_logits(Index d, int classes, const Vector<double>&
     z[static_cast<std::size_t>(k)] = s;
   }
   return z;
-}
-
-double reference_loss(const std::vector<double>& z, Label y) {
-  const double mx = *std::max_element(z.begin(), z.end());
-  double s = 0.0;
-  for (double v : z) s += std::exp(v - mx);
-  return std::log(s) + mx - z[static_cast<std::size_t>(y)];
 }
 
 }  // namespace
@@ -96,13 +89,8 @@ TEST_CASE("SoftmaxRegression views map W row-major and b after it", "[models][So
 
 TEST_CASE("SoftmaxRegression init is deterministic Glorot-uniform with zero bias", "[models][SoftmaxRegression][init]") {
   const SoftmaxRegression<double> model(200, 10);
-  Vector<double> a, b, c;
-  auto r1 = make_rng(1, 0, 0, Purpose::model_init);
-  auto r2 = make_rng(1, 0, 0, Purpose::model_init);
-  auto r3 = make_rng(2, 0, 0, Purpose::model_init);
-  model.init_params(a, r1);
-  model.init_params(b, r2);
-  model.init_params(c, r3);
+  const Vector<double> a = seeded_init_params(model, 1), b = seeded_init_params(model, 1),
+                       c = seeded_init_params(model, 2);
   REQUIRE(a.size() == model.num_params());
   CHECK(a == b);
   CHECK(a != c);
@@ -175,7 +163,7 @@ TEST_CASE("SoftmaxRegression gradient matches central finite differences", "[mod
   CAPTURE(d, C, m, all_classes);
   const SoftmaxRegression<double> model(d, C);
   auto rng = make_rng(17, static_cast<std::uint64_t>(m), static_cast<std::uint64_t>(d * 10 + C), Purpose::user);
-  Vector<double> p = random_params(model.num_params(), rng);
+  const Vector<double> p = normal_params(model.num_params(), rng);
   const Matrix<double> X = random_inputs<double>(d, m, rng);
   std::vector<Label> y = random_labels(m, C, rng);
   if (all_classes && m >= C) {
@@ -184,19 +172,12 @@ TEST_CASE("SoftmaxRegression gradient matches central finite differences", "[mod
     std::fill(y.begin(), y.end(), C - 1);  // one class only
   }
   Vector<double> g = Vector<double>::Constant(model.num_params(), std::numeric_limits<double>::quiet_NaN());
-  Vector<double> scratch(model.num_params());
-  model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(g));
+  model.loss_and_gradient(as_span(p), X, y, as_span(g));
   REQUIRE(g.allFinite());
-  const double h = 1e-6;
+  const Vector<double> fd = finite_difference_gradient(model, p, X, y);  // step 1e-6
   for (Index i = 0; i < p.size(); ++i) {
-    const double keep = p(i);
-    p(i) = keep + h;
-    const double up = model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(scratch));
-    p(i) = keep - h;
-    const double down = model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(scratch));
-    p(i) = keep;
     CAPTURE(i);
-    CHECK(g(i) == Approx((up - down) / (2 * h)).margin(1e-8).epsilon(1e-6));
+    CHECK(g(i) == Approx(fd(i)).margin(1e-8).epsilon(1e-6));
   }
   CHECK(g.norm() > 1e-3);
 }
@@ -207,7 +188,7 @@ TEST_CASE("SoftmaxRegression gradient sums to zero over classes and ignores a sh
   const int C = 3;
   const SoftmaxRegression<double> model(d, C);
   auto rng = make_rng(8, 0, 0, Purpose::user);
-  const Vector<double> p = random_params(model.num_params(), rng);
+  const Vector<double> p = normal_params(model.num_params(), rng);
   const Matrix<double> X = random_inputs<double>(d, m, rng);
   const std::vector<Label> y = random_labels(m, C, rng);
   Vector<double> g(model.num_params()), g_shift(model.num_params());
@@ -231,32 +212,21 @@ TEST_CASE("SoftmaxRegression evaluate and loss match a brute-force loop", "[mode
   const Index m = GENERATE(as<Index>{}, 1, 40, 2100);  // 2100 spans three scratch chunks
   const SoftmaxRegression<double> model(d, C);
   auto rng = make_rng(19, static_cast<std::uint64_t>(m), 0, Purpose::user);
-  const Vector<double> p = random_params(model.num_params(), rng, 1.0);
+  const Vector<double> p = normal_params(model.num_params(), rng, 1.0);
   const Matrix<double> X = random_inputs<double>(d, m, rng);
   const std::vector<Label> y = random_labels(m, C, rng);
-  double loss_sum = 0.0;
-  Index correct = 0;
-  for (Index j = 0; j < m; ++j) {
-    const auto z = reference_logits(d, C, p, X, j);
-    loss_sum += reference_loss(z, y[static_cast<std::size_t>(j)]);
-    correct += (std::max_element(z.begin(), z.end()) - z.begin()) == y[static_cast<std::size_t>(j)];
-  }
+  const EvalResult want = reference_evaluation([&](Index j) { return softmax_reference_logits(d, C, p, X, j); }, y);
   const EvalResult r = model.evaluate(as_span(p), X, y);
   CHECK(r.count == m);
-  CHECK(r.correct == correct);
-  CHECK(r.loss_sum == Approx(loss_sum).epsilon(1e-12));
+  CHECK(r.correct == want.correct);
+  CHECK(r.loss_sum == Approx(want.loss_sum).epsilon(1e-12));
   // Batch loss/gradient = mean of per-sample ones (across chunk boundaries too).
-  Vector<double> g(model.num_params()), gi(model.num_params()), g_sum = Vector<double>::Zero(model.num_params());
-  double per_sample = 0.0;
-  for (Index j = 0; j < m; ++j) {
-    per_sample += model.loss_and_gradient(as_span(p), X.col(j), std::span(y).subspan(static_cast<std::size_t>(j), 1),
-                                          as_span(gi));
-    g_sum += gi;
-  }
+  const auto sums = per_sample_sums(model, p, X, y);
+  Vector<double> g(model.num_params());
   const double loss = model.loss_and_gradient(as_span(p), X, y, as_span(g));
-  CHECK(loss == Approx(loss_sum / static_cast<double>(m)).epsilon(1e-12));
-  CHECK(loss == Approx(per_sample / static_cast<double>(m)).epsilon(1e-12));
-  CHECK((g - g_sum / static_cast<double>(m)).cwiseAbs().maxCoeff() <= 1e-12);
+  CHECK(loss == Approx(want.loss_sum / static_cast<double>(m)).epsilon(1e-12));
+  CHECK(loss == Approx(sums.loss / static_cast<double>(m)).epsilon(1e-12));
+  CHECK((g - sums.gradient / static_cast<double>(m)).cwiseAbs().maxCoeff() <= 1e-12);
 }
 
 TEST_CASE("SoftmaxRegression handles empty batches and rejects bad input", "[models][SoftmaxRegression][errors]") {
@@ -293,7 +263,7 @@ TEST_CASE("SoftmaxRegression float matches double", "[models][SoftmaxRegression]
   const SoftmaxRegression<double> md(12, 5);
   const SoftmaxRegression<float> mf(12, 5);
   auto rng = make_rng(13, 0, 0, Purpose::user);
-  const Vector<double> pd = random_params(md.num_params(), rng);
+  const Vector<double> pd = normal_params(md.num_params(), rng);
   const Matrix<double> Xd = random_inputs<double>(12, 200, rng);
   const std::vector<Label> y = random_labels(200, 5, rng);
   Vector<double> gd(md.num_params());
@@ -310,7 +280,7 @@ TEST_CASE("SoftmaxRegression is safe to call from several threads", "[models][So
   Eigen::setNbThreads(1);
   const SoftmaxRegression<double> model(30, 7);
   auto rng = make_rng(14, 0, 0, Purpose::user);
-  const Vector<double> p = random_params(model.num_params(), rng);
+  const Vector<double> p = normal_params(model.num_params(), rng);
   std::vector<Matrix<double>> Xs;
   std::vector<std::vector<Label>> ys;
   std::vector<Vector<double>> expected;

@@ -13,6 +13,7 @@
 #include "fedpp/optimizers/adaptive.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/optimizer_reference.hpp"
 
 using namespace fedpp;
 
@@ -49,21 +50,6 @@ struct RefAdaptive {
   }
 };
 
-struct FieldRecorder {
-  std::vector<const void*> fields;
-  template <class... T>
-  void operator()(T&... t) {
-    (fields.push_back(static_cast<const void*>(&t)), ...);
-  }
-};
-
-template <typename S>
-std::vector<long double> to_ld(const Vector<S>& a) {
-  std::vector<long double> out(static_cast<std::size_t>(a.size()));
-  for (Index i = 0; i < a.size(); ++i) out[static_cast<std::size_t>(i)] = static_cast<long double>(a[i]);
-  return out;
-}
-
 // Runs `steps` random steps of optimizer Opt and its reference, comparing x, m and v each time.
 template <AdaptiveRule R>
 void check_against_reference(const AdaptiveServerOptions& o, int steps, std::uint64_t seed) {
@@ -73,14 +59,15 @@ void check_against_reference(const AdaptiveServerOptions& o, int steps, std::uin
   Vector<double> x(n);
   for (Index i = 0; i < n; ++i) x[i] = rng.normal();
   auto st = opt.template make_state<double>(n);
-  RefAdaptive ref{R, o.lr, o.beta1, o.beta2, o.tau, o.bias_correction, to_ld(x), std::vector<long double>(static_cast<std::size_t>(n), 0.0L),
+  RefAdaptive ref{R, o.lr, o.beta1, o.beta2, o.tau, o.bias_correction, fedpp_test::to_ld(x),
+                  std::vector<long double>(static_cast<std::size_t>(n), 0.0L),
                   std::vector<long double>(static_cast<std::size_t>(n), static_cast<long double>(o.tau) * o.tau)};
   for (int t = 0; t < steps; ++t) {
     Vector<double> u(n);
     // Mix scales so Yogi's v meets updates both above and below it.
     for (Index i = 0; i < n; ++i) u[i] = rng.normal() * (i % 2 ? 1e-3 : 1.0);
     opt.step(x, u, st, static_cast<std::uint64_t>(t));
-    ref.step(to_ld(u));
+    ref.step(fedpp_test::to_ld(u));
     for (Index i = 0; i < n; ++i) {
       const auto k = static_cast<std::size_t>(i);
       CHECK(x[i] == Approx(static_cast<double>(ref.x[k])).epsilon(1e-12).margin(1e-15));
@@ -194,10 +181,10 @@ TEST_CASE("FedAdagrad on a constant update: v_t = tau^2 + t d^2 in closed form",
   CHECK(x[0] < 0);  // moves in the direction of the update
 }
 
-TEST_CASE("adaptive state lists m, v and steps; sizes are checked", "[optimizers][adaptive]") {
+TEST_CASE("adaptive state lists m, v and steps, and sizes are checked", "[optimizers][adaptive]") {
   const FedYogi opt;
   auto st = opt.make_state<float>(4);
-  FieldRecorder rec;
+  fedpp_test::FieldRecorder rec;
   st.serialize(rec);
   REQUIRE(rec.fields.size() == 3);
   CHECK(rec.fields[0] == &st.m);

@@ -19,29 +19,6 @@ using fedpp_test::quadratic_points;
 static_assert(LocalOptimizer<FedDyn, Quadratic>);
 static_assert(ServerOptimizer<FedDynServer, double> && !Aggregator<FedDynServer, double>);
 
-namespace {
-
-// Three one-sample clients: client i's objective is 0.5 a_i ||w - c_i||^2.
-struct Federation {
-  std::vector<double> a{1.0, 3.0, 0.5};
-  std::vector<Vector<double>> c{Vector<double>{{0.0, 1.0}}, Vector<double>{{2.0, -1.0}}, Vector<double>{{-1.0, 2.0}}};
-  std::vector<DatasetView<double>> shards;
-  Federation() {
-    for (std::size_t i = 0; i < a.size(); ++i) shards.push_back(DatasetView<double>::all(quadratic_points(c[i], a[i])));
-  }
-  [[nodiscard]] Vector<double> optimum() const {  // of the mean objective (1/N) sum_i f_i
-    Vector<double> num = Vector<double>::Zero(2);
-    double den = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      num += a[i] * c[i];
-      den += a[i];
-    }
-    return num / den;
-  }
-};
-
-}  // namespace
-
 TEST_CASE("FedDyn's local round follows g + alpha (w - x_t + h_i) and accumulates h_i", "[optimizers][FedDyn]") {
   const Vector<double> c{{2.0, -1.0}}, x0{{0.5, 0.5}}, h0{{0.3, -0.2}};
   const double a = 2.0, alpha = 0.4, lr = 0.1;
@@ -122,7 +99,7 @@ TEST_CASE("FedDynServer adds H / N to the aggregated update, H summing every acc
 TEST_CASE("FedDyn in a Simulation matches an independent implementation of the algorithm round by round",
           "[optimizers][FedDyn]") {
   // Full participation of three one-sample clients (so every local step is deterministic), K = 6.
-  const Federation fed;
+  const fedpp_test::QuadraticFederation fed;
   const double alpha = 0.3, lr = 0.1;
   const int K = 6;
   const FedDyn opt({.alpha = alpha, .sgd = {.lr = lr, .steps = K, .batch_size = 1}});
@@ -154,7 +131,7 @@ TEST_CASE("FedDyn in a Simulation matches an independent implementation of the a
 TEST_CASE("FedDyn reaches the exact optimum of the heterogeneous objective with many local steps",
           "[optimizers][FedDyn]") {
   // FedDyn's fixed point is the global optimum whatever K (Acar et al., Theorem 1 setting); FedAvg's is not.
-  const Federation fed;
+  const fedpp_test::QuadraticFederation fed;
   const Vector<double> opt = fed.optimum();
   Simulation<Quadratic> sim(Quadratic{}, fed.shards, nullptr, {.rounds = 400, .fraction = 1.0, .threads = 1});
   const auto dyn = sim.run(FedDyn({.alpha = 0.5, .sgd = {.lr = 0.1, .steps = 20, .batch_size = 1}}),

@@ -14,18 +14,15 @@
 using namespace fedpp;
 
 using fedpp_test::Quadratic;
+using fedpp_test::quadratic_points;
 static_assert(LocalOptimizer<FedProx, Quadratic>);
-
-namespace {
-std::shared_ptr<Dataset<double>> points(const Matrix<double>& xs, double a) { return fedpp_test::quadratic_points(xs, a); }
-}  // namespace
 
 TEST_CASE("FedProx on 0.5 a ||w - c||^2 follows the closed form of the proximal objective", "[optimizers][FedProx]") {
   // Local objective 0.5 a ||w - c||^2 + 0.5 mu ||w - w0||^2 has minimiser w* = (a c + mu w0) / (a + mu), and
   // gradient descent from w0 gives w_k - w* = (1 - lr (a + mu))^k (w0 - w*).
   const Vector<double> c{{2.0, -1.0}}, w0{{0.5, 0.5}};
   const double a = 2.0, mu = 0.5, lr = 0.1;
-  auto ds = points(c, a);
+  auto ds = quadratic_points(c, a);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   const Vector<double> wstar = (a * c + mu * w0) / (a + mu);
@@ -55,7 +52,7 @@ TEST_CASE("FedProx with momentum, weight decay and decay adds mu (w - w_global) 
           "[optimizers][FedProx]") {
   const Vector<double> c{{1.0, 3.0}}, w0{{-1.0, 0.0}};
   const double a = 1.0, mu = 0.3, lr = 0.05, beta = 0.8, wd = 0.02, decay = 0.95;
-  auto ds = points(c, a);
+  auto ds = quadratic_points(c, a);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   FedProx opt({.mu = mu,
@@ -129,7 +126,7 @@ TEST_CASE("FedProx ends closer to the global optimum than FedAvg on heterogeneou
     for (Index j = 0; j < 5; ++j) xs.col(j) = centres[i] + 0.1 * Vector<double>{{noise.normal(), noise.normal()}};
     num += curv[i] * xs.rowwise().mean();
     den += curv[i];
-    shards.push_back(DatasetView<double>::all(points(xs, curv[i])));
+    shards.push_back(DatasetView<double>::all(quadratic_points(xs, curv[i])));
   }
   const Vector<double> optimum = num / den;
 

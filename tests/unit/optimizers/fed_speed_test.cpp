@@ -115,11 +115,8 @@ TEST_CASE("FedSpeed with rho = 0 is FedDyn with alpha = prox, bit for bit", "[op
 TEST_CASE("FedSpeed in a Simulation matches an independent implementation of the reference form",
           "[optimizers][FedSpeed]") {
   // Three one-sample clients, full participation; x <- mean_i x_i + (1/N) sum_j h_j.
-  const std::vector<double> a{1.0, 3.0, 0.5};
-  const std::vector<Vector<double>> c{Vector<double>{{0.0, 1.0}}, Vector<double>{{2.0, -1.0}},
-                                      Vector<double>{{-1.0, 2.0}}};
-  std::vector<DatasetView<double>> shards;
-  for (std::size_t i = 0; i < a.size(); ++i) shards.push_back(DatasetView<double>::all(quadratic_points(c[i], a[i])));
+  const fedpp_test::QuadraticFederation fed;
+  const auto& [a, c, shards] = fed;
   const double prox = 0.2, lr = 0.1, rho = 0.05;
   const int K = 5;
   const std::uint64_t rounds = 6;

@@ -4,13 +4,17 @@
 
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/optimizers/local_sgd.hpp"
+#include "support/quadratic.hpp"
 
 #include <numeric>
 
 using namespace fedpp;
+using fedpp_test::Quadratic;
+using fedpp_test::quadratic_points;
 
 namespace {
-std::shared_ptr<Dataset<double>> blobs(Index n, Index d, int classes, std::uint64_t seed) {
+// n samples in d dims; sample j has label j % classes, and features i with i % classes == label are shifted by 2.
+std::shared_ptr<Dataset<double>> cyclic_blobs(Index n, Index d, int classes, std::uint64_t seed) {
   auto ds = std::make_shared<Dataset<double>>();
   ds->features.resize(d, n);
   ds->labels.resize(static_cast<std::size_t>(n));
@@ -26,7 +30,7 @@ std::shared_ptr<Dataset<double>> blobs(Index n, Index d, int classes, std::uint6
 }  // namespace
 
 TEST_CASE("LocalSgd with full batches equals plain gradient descent", "[optimizers][LocalSgd]") {
-  auto ds = blobs(40, 5, 3, 7);
+  auto ds = cyclic_blobs(40, 5, 3, 7);
   const auto view = DatasetView<double>::all(ds);
   SoftmaxRegression<double> model(5, 3);
   Vector<double> w0;
@@ -55,7 +59,7 @@ TEST_CASE("LocalSgd with full batches equals plain gradient descent", "[optimize
 }
 
 TEST_CASE("LocalSgd epochs visit every sample once per epoch", "[optimizers][LocalSgd]") {
-  auto ds = blobs(50, 4, 2, 1);
+  auto ds = cyclic_blobs(50, 4, 2, 1);
   const auto view = DatasetView<double>::all(ds);
   SoftmaxRegression<double> model(4, 2);
   Vector<double> w;
@@ -83,7 +87,7 @@ TEST_CASE("LocalSgd epochs visit every sample once per epoch", "[optimizers][Loc
 }
 
 TEST_CASE("LocalSgd on an empty shard does nothing", "[optimizers][LocalSgd]") {
-  auto ds = blobs(10, 4, 2, 1);
+  auto ds = cyclic_blobs(10, 4, 2, 1);
   DatasetView<double> empty{ds, {}, {}};
   SoftmaxRegression<double> model(4, 2);
   Vector<double> w = Vector<double>::Ones(model.num_params());
@@ -107,56 +111,13 @@ TEST_CASE("LocalSgd validates its settings", "[optimizers][LocalSgd]") {
 
 // ---- momentum, clipping, learning-rate decay, state ----------------------------------------------
 
-namespace {
-
-// f(w) = mean_j 0.5 a_j ||w - x_j||^2; feature rows 0..d-1 hold x_j, row d holds a_j.
-struct Quadratic {
-  using Scalar = double;
-  Index d = 2;
-  [[nodiscard]] Index num_params() const noexcept { return d; }
-  [[nodiscard]] Index input_dim() const noexcept { return d + 1; }
-  [[nodiscard]] int num_classes() const noexcept { return 2; }
-  [[nodiscard]] ParameterLayout layout() const { return ParameterLayout::flat(d); }
-  void init_params(Vector<double>& v, Rng& /*rng*/) const { v = Vector<double>::Zero(d); }
-  double loss_and_gradient(std::span<const double> p, const Eigen::Ref<const Matrix<double>>& X,
-                           std::span<const Label> /*y*/, std::span<double> g) const {
-    const auto w = as_map(p);
-    auto gm = as_map(g);
-    gm.setZero();
-    double loss = 0;
-    for (Index j = 0; j < X.cols(); ++j) {
-      const double a = X(d, j);
-      const Vector<double> r = w - X.col(j).head(d);
-      loss += 0.5 * a * r.squaredNorm();
-      gm += a * r;
-    }
-    gm /= static_cast<double>(X.cols());
-    return loss / static_cast<double>(X.cols());
-  }
-  EvalResult evaluate(std::span<const double> /*p*/, const Eigen::Ref<const Matrix<double>>& /*X*/,
-                      std::span<const Label> /*y*/) const {
-    return {};
-  }
-};
-static_assert(Model<Quadratic>);
-
-// One sample: f(w) = 0.5 a ||w - c||^2, so every full-batch gradient is a (w - c).
-std::shared_ptr<Dataset<double>> one_point(const Vector<double>& c, double a) {
-  auto ds = std::make_shared<Dataset<double>>();
-  ds->features.resize(c.size() + 1, 1);
-  ds->features.col(0).head(c.size()) = c;
-  ds->features(c.size(), 0) = a;
-  ds->labels = {0};
-  ds->num_classes = 2;
-  return ds;
-}
-
-}  // namespace
+// Below, fedpp_test::Quadratic on one sample c of curvature a: f(w) = 0.5 a ||w - c||^2, so every
+// full-batch gradient is a (w - c).
 
 TEST_CASE("LocalSgd heavy-ball momentum follows v <- beta v + g, w <- w - lr v", "[optimizers][LocalSgd]") {
   const Vector<double> c{{1.0, -2.0}};
   const double a = 1.5, lr = 0.1, beta = 0.9, wd = 0.01;
-  auto ds = one_point(c, a);
+  auto ds = quadratic_points(c, a);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   const int K = 5;
@@ -188,7 +149,7 @@ TEST_CASE("LocalSgd heavy-ball momentum follows v <- beta v + g, w <- w - lr v",
 }
 
 TEST_CASE("LocalSgd momentum buffers differ between reset and carry-over", "[optimizers][LocalSgd]") {
-  auto ds = one_point(Vector<double>{{3.0, 3.0}}, 1.0);
+  auto ds = quadratic_points(Vector<double>{{3.0, 3.0}}, 1.0);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   LocalSgd keep({.lr = 0.1, .steps = 2, .batch_size = 1, .momentum = 0.5, .reset_momentum_each_round = false});
@@ -213,7 +174,7 @@ TEST_CASE("LocalSgd clips the gradient only when its norm exceeds clip_norm", "[
   const Vector<double> w0 = Vector<double>::Zero(2);
   const double lr = 0.1;
   SECTION("norm above the bound: scaled to the bound") {
-    auto ds = one_point(c, 1.0);
+    auto ds = quadratic_points(c, 1.0);
     const auto view = DatasetView<double>::all(ds);
     LocalSgd opt({.lr = lr, .steps = 1, .batch_size = 1, .clip_norm = 2.0});
     auto st = opt.make_state(model);
@@ -226,7 +187,7 @@ TEST_CASE("LocalSgd clips the gradient only when its norm exceeds clip_norm", "[
     CHECK((w - w0).norm() == Approx(lr * 2.0).epsilon(1e-12));
   }
   SECTION("norm below the bound: bit-identical to no clipping") {
-    auto ds = one_point(c, 0.1);  // gradient norm 0.5
+    auto ds = quadratic_points(c, 0.1);  // gradient norm 0.5
     const auto view = DatasetView<double>::all(ds);
     LocalSgd clipped({.lr = lr, .steps = 3, .batch_size = 1, .clip_norm = 2.0});
     LocalSgd plain({.lr = lr, .steps = 3, .batch_size = 1});
@@ -243,7 +204,7 @@ TEST_CASE("LocalSgd clips the gradient only when its norm exceeds clip_norm", "[
 
 TEST_CASE("LocalSgd decays the learning rate by lr_decay^round", "[optimizers][LocalSgd]") {
   const Vector<double> c{{1.0, 2.0}};
-  auto ds = one_point(c, 2.0);
+  auto ds = quadratic_points(c, 2.0);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   const double lr = 0.2, decay = 0.9;
@@ -267,7 +228,7 @@ TEST_CASE("LocalSgd decays the learning rate by lr_decay^round", "[optimizers][L
 }
 
 TEST_CASE("LocalSgd with explicit default extensions matches the plain loop bit for bit", "[optimizers][LocalSgd]") {
-  auto ds = blobs(45, 5, 3, 2);
+  auto ds = cyclic_blobs(45, 5, 3, 2);
   const auto view = DatasetView<double>::all(ds);
   SoftmaxRegression<double> model(5, 3);
   Vector<double> w0;
@@ -318,7 +279,7 @@ TEST_CASE("LocalSgd validates its extended settings", "[optimizers][LocalSgd]") 
 #include "fedpp/serialization/checkpoint.hpp"
 
 TEST_CASE("LocalSgd state round-trips through a checkpoint and resumes identically", "[optimizers][LocalSgd]") {
-  auto ds = one_point(Vector<double>{{1.0, -1.0}}, 2.0);
+  auto ds = quadratic_points(Vector<double>{{1.0, -1.0}}, 2.0);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
   LocalSgd opt({.lr = 0.1, .steps = 3, .batch_size = 1, .momentum = 0.9, .reset_momentum_each_round = false});

@@ -22,7 +22,7 @@ using fedpp_test::quadratic_points;
 static_assert(ExchangingLocalOptimizer<Scaffold, Quadratic>);
 static_assert(BroadcastingServerOptimizer<ScaffoldServer, double> && ObservingServerOptimizer<ScaffoldServer, double>);
 
-TEST_CASE("Scaffold's local steps use g + c - c_i; option II refreshes c_i from the model change",
+TEST_CASE("Scaffold's local steps use g + c - c_i, and option II refreshes c_i from the model change",
           "[optimizers][Scaffold]") {
   const Vector<double> p{{2.0, -1.0}}, x0{{0.5, 0.5}}, c{{0.3, 0.1}}, ci{{-0.2, 0.4}};
   const double a = 2.0, lr = 0.1;

@@ -11,6 +11,7 @@
 #include "fedpp/optimizers/server_momentum.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/optimizer_reference.hpp"
 
 using namespace fedpp;
 
@@ -28,21 +29,6 @@ struct RefMomentum {
     }
   }
 };
-
-// Records what serialize() hands to the archive.
-struct FieldRecorder {
-  std::vector<const void*> fields;
-  template <class... T>
-  void operator()(T&... t) {
-    (fields.push_back(static_cast<const void*>(&t)), ...);
-  }
-};
-
-std::vector<long double> to_ld(const Vector<double>& a) {
-  std::vector<long double> out(static_cast<std::size_t>(a.size()));
-  for (Index i = 0; i < a.size(); ++i) out[static_cast<std::size_t>(i)] = a[i];
-  return out;
-}
 
 }  // namespace
 
@@ -67,14 +53,14 @@ TEST_CASE("ServerMomentum follows its recurrence over several steps", "[optimize
     const ServerMomentum opt({.lr = lr, .momentum = beta, .nesterov = nesterov});
     Vector<double> x(4);
     x << 0.5, -1.25, 3.0, 0.0;
-    RefMomentum ref{lr, beta, nesterov, to_ld(x), std::vector<long double>(4, 0.0L)};
+    RefMomentum ref{lr, beta, nesterov, fedpp_test::to_ld(x), std::vector<long double>(4, 0.0L)};
     auto st = opt.make_state<double>(4);
     Rng rng(7);
     for (int t = 0; t < 8; ++t) {
       Vector<double> u(4);
       for (Index i = 0; i < 4; ++i) u[i] = rng.normal();
       opt.step(x, u, st, static_cast<std::uint64_t>(t));
-      ref.step(to_ld(u));
+      ref.step(fedpp_test::to_ld(u));
       for (std::size_t i = 0; i < 4; ++i) {
         CHECK(static_cast<long double>(x[static_cast<Index>(i)]) == Approx(static_cast<double>(ref.x[i])).epsilon(1e-13));
         CHECK(static_cast<long double>(st.velocity[static_cast<Index>(i)]) ==
@@ -125,10 +111,10 @@ TEST_CASE("ServerMomentum Nesterov step differs from heavy ball by lr * beta * v
   CHECK(b[0] == 3.25);
 }
 
-TEST_CASE("ServerMomentum state lists velocity and steps; sizes are checked", "[optimizers][ServerMomentum]") {
+TEST_CASE("ServerMomentum state lists velocity and steps, and sizes are checked", "[optimizers][ServerMomentum]") {
   const ServerMomentum opt;
   auto st = opt.make_state<float>(5);
-  FieldRecorder rec;
+  fedpp_test::FieldRecorder rec;
   st.serialize(rec);
   REQUIRE(rec.fields.size() == 2);
   CHECK(rec.fields[0] == &st.velocity);

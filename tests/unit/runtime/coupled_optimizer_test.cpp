@@ -50,7 +50,7 @@ struct Echo {
 static_assert(ExchangingLocalOptimizer<Echo, Quadratic>);
 
 // Broadcasts (7, 7, ...), records what it observes and the contexts of its steps.
-struct Recorder {
+struct BroadcastRecorder {
   bool aux = true;
   struct State {
     Vector<double> sent;
@@ -71,17 +71,18 @@ struct Recorder {
     st.steps.push_back(ctx);
   }
 };
-static_assert(BroadcastingServerOptimizer<Recorder, double> && ObservingServerOptimizer<Recorder, double> &&
-              ServerOptimizerWithContext<Recorder, double>);
+static_assert(BroadcastingServerOptimizer<BroadcastRecorder, double> &&
+              ObservingServerOptimizer<BroadcastRecorder, double> &&
+              ServerOptimizerWithContext<BroadcastRecorder, double>);
 
-using ClientT = Client<Quadratic, Echo>;
+using EchoClient = Client<Quadratic, Echo>;
 
-InProcessTransport<ClientT> make_transport(std::size_t n, Echo echo, int threads = 2) {
-  std::vector<ClientT> clients;
+InProcessTransport<EchoClient> make_transport(std::size_t n, Echo echo, int threads = 2) {
+  std::vector<EchoClient> clients;
   for (std::size_t i = 0; i < n; ++i)
     clients.emplace_back(static_cast<ClientId>(i), Quadratic{},
                          DatasetView<double>::all(quadratic_points(Vector<double>{{0.0, 0.0}}, 1.0)), echo);
-  return InProcessTransport<ClientT>(std::move(clients), threads);
+  return InProcessTransport<EchoClient>(std::move(clients), threads);
 }
 
 }  // namespace
@@ -91,7 +92,8 @@ TEST_CASE("The server optimizer's broadcast reaches the clients and their replie
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     auto transport = make_transport(6, Echo{}, threads);
-    Server<double, WeightedMean, Recorder> server(Vector<double>::Zero(2), {.rounds = 1, .clients_per_round = 4});
+    Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2),
+                                                           {.rounds = 1, .clients_per_round = 4});
     const RoundStats st = server.step(transport);
     REQUIRE(st.accepted == 4);
     const auto& seen = server.server_state().seen;
@@ -118,7 +120,7 @@ TEST_CASE("The server optimizer's broadcast reaches the clients and their replie
 
 TEST_CASE("A non-finite or mis-sized extra vector rejects its update and is never observed", "[runtime][coupled]") {
   auto transport = make_transport(4, Echo{.bad = 1, .short_reply = 2});
-  Server<double, WeightedMean, Recorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0});
+  Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0});
   const RoundStats st = server.step(transport);
   CHECK(st.participants == 4);
   CHECK(st.rejected_nonfinite == 1);  // client 1
@@ -132,8 +134,8 @@ TEST_CASE("A non-finite or mis-sized extra vector rejects its update and is neve
 
 TEST_CASE("Without needs_aux the server ignores the extra vectors", "[runtime][coupled]") {
   auto transport = make_transport(3, Echo{.bad = 1});
-  Server<double, WeightedMean, Recorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
-                                                Recorder{.aux = false});
+  Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
+                                                         BroadcastRecorder{.aux = false});
   const RoundStats st = server.step(transport);
   CHECK(st.accepted == 3);  // client 1's NaN extra vector is not looked at
   REQUIRE(server.server_state().seen.size() == 3);
@@ -142,7 +144,8 @@ TEST_CASE("Without needs_aux the server ignores the extra vectors", "[runtime][c
 
 TEST_CASE("A failed quorum still observes the accepted updates but skips the step", "[runtime][coupled]") {
   auto transport = make_transport(3, Echo{});
-  Server<double, WeightedMean, Recorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0, .min_updates = 4});
+  Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2),
+                                                         {.rounds = 1, .fraction = 1.0, .min_updates = 4});
   const RoundStats st = server.step(transport);
   CHECK(st.accepted == 3);
   CHECK(!st.applied);
@@ -154,8 +157,8 @@ TEST_CASE("A failed quorum still observes the accepted updates but skips the ste
 TEST_CASE("With a batch transform, observe() sees the transformed updates that survive validation",
           "[runtime][coupled]") {
   auto transport = make_transport(4, Echo{});
-  Server<double, WeightedMean, Recorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
-                                                Recorder{.aux = true});
+  Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
+                                                         BroadcastRecorder{.aux = true});
   std::vector<ClientId> seen_by_transform;
   server.set_batch_transform([&](UpdateBatch<double>& batch, const RoundStats&) {
     for (Index i = 0; i < batch.size(); ++i) {
@@ -177,8 +180,8 @@ TEST_CASE("With a batch transform, observe() sees the transformed updates that s
   CHECK(server.params()(0) == 3.0);  // the mean of the transformed updates
 
   // Observed updates are the transformed ones.
-  Server<double, WeightedMean, Recorder> plain(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
-                                               Recorder{.aux = false});
+  Server<double, WeightedMean, BroadcastRecorder> plain(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
+                                                        BroadcastRecorder{.aux = false});
   plain.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
     for (Index i = 0; i < batch.size(); ++i) batch.column(i)[0] *= 3.0;
   });

@@ -1,7 +1,10 @@
 // Server: sampling, validation of replies (nothing bad reaches the model), quorum, callbacks.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "fedpp/runtime/server.hpp"
@@ -15,7 +18,7 @@ namespace {
 // except for the misbehaviours configured in `bad`.
 enum class Misbehave { none, nan, inf, wrong_dim, garbage, failed, dropped, negative_weight };
 
-struct ScriptedTransport {
+struct MisbehavingTransport {
   std::size_t n = 10;
   Index d = 4;
   std::map<ClientId, Misbehave> bad;
@@ -48,9 +51,10 @@ struct ScriptedTransport {
     }
   }
 };
-static_assert(Transport<ScriptedTransport, double>);
+static_assert(Transport<MisbehavingTransport, double>);
 
-struct Recorder {
+// Records the rounds the callbacks see and coordinate 0 of each aggregate; stops the run after stop_after rounds.
+struct CallbackRecorder {
   std::vector<std::uint64_t> begins, ends;
   std::vector<double> agg_first;
   std::uint64_t stop_after = ~0ULL;
@@ -90,7 +94,7 @@ TEST_CASE("clients_per_round and sample_clients", "[runtime][sampling]") {
 }
 
 TEST_CASE("Server averages valid updates and rejects bad ones before they reach the model", "[runtime][Server]") {
-  ScriptedTransport t;
+  MisbehavingTransport t;
   t.bad = {{1, Misbehave::nan}, {2, Misbehave::inf}, {3, Misbehave::wrong_dim}, {4, Misbehave::garbage},
            {5, Misbehave::failed}, {6, Misbehave::dropped}, {7, Misbehave::negative_weight}};
   Server<double> server(Vector<double>::Zero(4), {.rounds = 1, .clients_per_round = 10});
@@ -111,7 +115,7 @@ TEST_CASE("Server averages valid updates and rejects bad ones before they reach 
 }
 
 TEST_CASE("Server leaves the model unchanged without a quorum", "[runtime][Server]") {
-  ScriptedTransport t;
+  MisbehavingTransport t;
   for (ClientId i = 0; i < 10; ++i) t.bad[i] = i < 8 ? Misbehave::dropped : Misbehave::none;
   Server<double> server(Vector<double>::Ones(4), {.rounds = 1, .clients_per_round = 10, .min_updates = 3});
   const RoundStats st = server.step(t);
@@ -122,8 +126,8 @@ TEST_CASE("Server leaves the model unchanged without a quorum", "[runtime][Serve
 }
 
 TEST_CASE("Server samples reproducibly and runs callbacks in order", "[runtime][Server]") {
-  ScriptedTransport t1, t2;
-  Recorder rec;
+  MisbehavingTransport t1, t2;
+  CallbackRecorder rec;
   rec.stop_after = 4;
   Server<double> s1(Vector<double>::Zero(4), {.rounds = 10, .fraction = 0.3, .seed = 9});
   Server<double> s2(Vector<double>::Zero(4), {.rounds = 10, .fraction = 0.3, .seed = 9});

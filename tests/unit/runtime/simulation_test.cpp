@@ -184,7 +184,7 @@ struct AllZeroLabels {
 static_assert(DataAttack<AllZeroLabels>);
 
 // Captures the aggregate of each round.
-struct AggregateProbe {
+struct MaxAbsAggregateProbe {
   std::vector<float> max_abs;
   void on_aggregate(const RoundStats&, std::span<const float> a) {
     float m = 0;
@@ -206,7 +206,7 @@ TEST_CASE("Byzantine clients are a seeded fixed set and the attack sees the hone
   CHECK(same.byzantine_ids() == sim.byzantine_ids());
 
   ConstantAttack copy;
-  AggregateProbe probe2;
+  MaxAbsAggregateProbe probe2;
   const auto attacked = sim.run(copy, probe2);
   // The mean of 7 honest updates and 3 constant 1000s is dominated by the attack.
   REQUIRE(probe2.max_abs.size() == 3);
@@ -214,7 +214,7 @@ TEST_CASE("Byzantine clients are a seeded fixed set and the attack sees the hone
   for (const auto& h : attacked.history) CHECK(h.accepted == 10);
 
   // Without an attack the aggregate stays small.
-  AggregateProbe clean;
+  MaxAbsAggregateProbe clean;
   sim.run(clean);
   for (float m : clean.max_abs) CHECK(m < 10.0f);
   CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(6, 3), shards, nullptr, {.byzantine = 10}), InvalidArgument);

@@ -54,7 +54,7 @@ static_assert(StatefulDecoder<RunningSum, double> && !StatefulDecoder<Identity, 
 enum class Bad { none, garbage, nan, negative_weight };
 
 // Client i sends (i+1) * ones, except for the scripted (round, client) misbehaviours.
-struct ScriptedTransport {
+struct RoundScriptedTransport {
   std::size_t n = 6;
   Index d = 3;
   std::map<std::pair<std::uint64_t, ClientId>, Bad> bad;
@@ -79,24 +79,25 @@ struct ScriptedTransport {
     }
   }
 };
-static_assert(Transport<ScriptedTransport, double>);
+static_assert(Transport<RoundScriptedTransport, double>);
 
-struct AggregateProbe {
+// Records coordinate 0 of each round's aggregate.
+struct FirstCoordinateProbe {
   std::vector<double> first;
   void on_aggregate(const RoundStats&, std::span<const double> a) { first.push_back(a[0]); }
 };
 
 }  // namespace
 
-TEST_CASE("Server keeps one decoder state per client; rejected payloads leave it unchanged",
+TEST_CASE("Server keeps one decoder state per client, and rejected payloads leave it unchanged",
           "[runtime][server][decoder_state]") {
-  ScriptedTransport tr;
+  RoundScriptedTransport tr;
   tr.bad[{0, 5}] = Bad::negative_weight;  // first payload rejected: no state is created
   tr.bad[{1, 3}] = Bad::garbage;          // malformed
   tr.bad[{2, 4}] = Bad::nan;              // decodes but non-finite
   Server<double, WeightedMean, ServerSgd, RunningSum> server(Vector<double>::Zero(3),
                                                              {.rounds = 3, .fraction = 1.0, .seed = 1});
-  AggregateProbe probe;
+  FirstCoordinateProbe probe;
 
   RoundStats s0 = server.step(tr, probe);
   CHECK(s0.accepted == 5);

@@ -166,8 +166,9 @@ using Model = SoftmaxRegression<float>;
 template <typename Comp>
 using TestClient = Client<Model, LocalSgd, Comp>;
 
+// Client `id` on shard id of 3, training with LocalSgd and sending through `comp`.
 template <typename Comp>
-TestClient<Comp> make_client(ClientId id, const Comp& comp) {
+TestClient<Comp> make_compressing_client(ClientId id, const Comp& comp) {
   auto data = fedpp_test::blobs<float>(90, 5, 3, 11);
   const auto shards = fedpp_test::contiguous_split(data, 3);
   return TestClient<Comp>(id, Model(5, 3), shards[id], LocalSgd({.lr = 0.2, .batch_size = 8}), comp);
@@ -182,15 +183,15 @@ RoundRequest<float> request(std::uint64_t round, Vector<float>& global) {
 
 template <typename Comp>
 void check_client_resumes(const Comp& comp) {
-  auto original = make_client<Comp>(1, comp);
+  auto original = make_compressing_client<Comp>(1, comp);
   Vector<float> global(Model(5, 3).num_params());
   for (std::uint64_t t = 0; t < 3; ++t) REQUIRE(original.handle(request(t, global)).status == ReplyStatus::ok);
   const std::string bytes = checkpoint(original);
 
-  auto restored = make_client<Comp>(1, comp);
+  auto restored = make_compressing_client<Comp>(1, comp);
   restore(restored, bytes);
   REQUIRE(restored.compressor_state().has_value());
-  auto fresh = make_client<Comp>(1, comp);
+  auto fresh = make_compressing_client<Comp>(1, comp);
   for (std::uint64_t t = 3; t < 7; ++t) {
     const Reply a = original.handle(request(t, global));
     const Reply b = restored.handle(request(t, global));
@@ -201,11 +202,11 @@ void check_client_resumes(const Comp& comp) {
   }
 
   // A checkpoint of another client is refused and leaves the client as it was.
-  auto other = make_client<Comp>(2, comp);
+  auto other = make_compressing_client<Comp>(2, comp);
   CHECK_THROWS_WITH(restore(other, bytes), Catch::Contains("fedpp::Client::load") && Catch::Contains("got 1"));
   CHECK_FALSE(other.compressor_state().has_value());
   // A checkpoint taken before the first participation restores "no state yet".
-  auto unused = make_client<Comp>(1, comp);
+  auto unused = make_compressing_client<Comp>(1, comp);
   restore(restored, checkpoint(unused));
   CHECK_FALSE(restored.compressor_state().has_value());
   CHECK_FALSE(restored.optimizer_state().has_value());

@@ -27,8 +27,9 @@ using fedpp_test::bytes_of;
 using fedpp_test::checkpoint;
 using fedpp_test::restore;
 
+// Client 1 on 60 samples, training with the local optimizer `opt`.
 template <typename Opt>
-Client<Model, Opt> make_client(const Opt& opt) {
+Client<Model, Opt> make_optimizing_client(const Opt& opt) {
   auto data = fedpp_test::blobs<float>(60, 5, 3, 11);
   return Client<Model, Opt>(1, Model(5, 3), DatasetView<float>::all(data), opt);
 }
@@ -48,14 +49,14 @@ struct Round {
 
 template <typename Opt>
 void check_resumes(const Opt& opt) {
-  auto original = make_client(opt);
+  auto original = make_optimizing_client(opt);
   Round feed;
   for (std::uint64_t t = 0; t < 3; ++t) REQUIRE(original.handle(feed.request(t)).status == ReplyStatus::ok);
   const std::string bytes = checkpoint(original);
-  auto restored = make_client(opt);
+  auto restored = make_optimizing_client(opt);
   restore(restored, bytes);
   REQUIRE(restored.optimizer_state().has_value());
-  auto fresh = make_client(opt);
+  auto fresh = make_optimizing_client(opt);
   for (std::uint64_t t = 3; t < 6; ++t) {
     const Reply a = original.handle(feed.request(t));
     const Reply b = restored.handle(feed.request(t));
