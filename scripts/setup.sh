@@ -15,6 +15,7 @@ packages=(
   catch2                 # unit tests (Catch2 v2)
   clang                  # libFuzzer target for the payload decoders (tests/fuzz)
   libclang-rt-14-dev     # libFuzzer and sanitizer runtimes for clang 14
+  libomp-dev             # OpenMP for clang (ctest headers/clang parses the headers with -fopenmp)
   libbenchmark-dev       # benchmarks
   dataset-fashion-mnist  # data set used by the examples and scripts/demo.sh
   gnuplot-nox            # scripts/plot.sh

@@ -3,7 +3,7 @@
 // by a template constrained on the concept. Built twice by ctest (see CMakeLists.txt): without
 // FEDPP_COMPILE_FAIL (control: must compile) and with it (must fail, matching every
 // `expect-error:` regular expression below).
-// expect-error: (satisfaction of|does not satisfy) [^A-Za-z]*(fedpp::)?Aggregator
+// expect-error: (satisfaction of|does not satisfy|because) [^A-Za-z]*(fedpp::)?Aggregator
 // expect-error: (return-type-requirement|type constraint)
 #include "fedpp/core/concepts.hpp"
 

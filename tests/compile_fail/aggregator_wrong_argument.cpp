@@ -3,7 +3,7 @@
 // reject it, with a diagnostic that names the concept. Built twice by ctest (see CMakeLists.txt):
 // without FEDPP_COMPILE_FAIL (control: must compile) and with it (must fail, matching every
 // `expect-error:` regular expression below).
-// expect-error: (satisfaction of|does not satisfy) [^A-Za-z]*(fedpp::)?Aggregator
+// expect-error: (satisfaction of|does not satisfy|because) [^A-Za-z]*(fedpp::)?Aggregator
 // expect-error: aggregate\(batch, out\).* (is|would be) invalid
 #include "fedpp/core/concepts.hpp"
 

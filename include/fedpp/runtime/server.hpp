@@ -129,7 +129,9 @@ class Server {
     while (round_ < opts_.rounds) {
       RoundStats st = step(transport, cbs...);
       result.history.push_back(st);
-      const bool stop = (detail::call_round_end(cbs, st, as_span(std::as_const(params_))) | ... | false);
+      // Every callback sees the round (no short-circuit); any of them may ask to stop.
+      const int stops = (static_cast<int>(detail::call_round_end(cbs, st, as_span(std::as_const(params_)))) + ... + 0);
+      const bool stop = stops > 0;
       if (stop) break;
     }
     result.params = params_;
