@@ -10,6 +10,7 @@
 #include "common/bench.hpp"
 #include "fedpp/compressors/random_k.hpp"
 #include "fedpp/compressors/sparse.hpp"
+#include "fedpp/compressors/top_k.hpp"
 #include "fedpp/core/rng.hpp"
 
 namespace {

@@ -9,10 +9,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "fedpp/compressors/detail/sparse_budget.hpp"
 #include "fedpp/compressors/sparse.hpp"
-#include "fedpp/compressors/top_k.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
 #include "fedpp/core/payload.hpp"
@@ -64,8 +65,11 @@ inline std::vector<Index> random_k_indices(std::uint64_t d, std::uint64_t k, Rng
  * Wire format: the sparse payload of sparse.hpp; decode checks that it carries exactly k values in the configured value format.
  * Non-finite input throws InvalidArgument.
  */
-class RandomK {
+class RandomK : public detail::SparseBudget<RandomK> {
  public:
+  /// The name in error messages.
+  static constexpr std::string_view who = "fedpp::RandomK";
+
   /// Per-client state: none.
   struct State {
     /// cereal serialisation (nothing to save).
@@ -76,22 +80,6 @@ class RandomK {
   /// Keeps density 1 (every coordinate); prefer count() or density().
   RandomK() = default;
 
-  /// Keeps k >= 1 coordinates.
-  [[nodiscard]] static RandomK count(Index k) {
-    require(k >= 1, "fedpp::RandomK", "k must be >= 1", k);
-    RandomK t;
-    t.k_ = k;
-    return t;
-  }
-
-  /// Keeps ceil(rho * d) coordinates (at least 1), rho in (0, 1].
-  [[nodiscard]] static RandomK density(double rho) {
-    require(rho > 0.0 && rho <= 1.0, "fedpp::RandomK", "density must be in (0, 1]", rho);
-    RandomK t;
-    t.rho_ = rho;
-    return t;
-  }
-
   /// A copy that scales kept values by d/k (unbiased) or not (default).
   [[nodiscard]] RandomK unbiased(bool on = true) const {
     RandomK t = *this;
@@ -99,24 +87,8 @@ class RandomK {
     return t;
   }
 
-  /// A copy that sends values in format `fmt`.
-  [[nodiscard]] RandomK with_format(ValueFormat fmt) const {
-    require(static_cast<std::uint8_t>(fmt) <= 3, "fedpp::RandomK", "format must be f32, f64, f16 or bf16",
-            static_cast<unsigned>(fmt));
-    RandomK t = *this;
-    t.fmt_ = fmt;
-    return t;
-  }
-
   /// Whether kept values are scaled by d/k.
   [[nodiscard]] bool is_unbiased() const noexcept { return unbiased_; }
-
-  /// Number of coordinates kept for dimension d.
-  [[nodiscard]] Index k_for(Index d) const noexcept {
-    if (d <= 0) return 0;
-    if (k_) return std::min(*k_, d);
-    return TopK::density_k(rho_, d);
-  }
 
   /// Creates the (empty) per-client state.
   template <typename S>
@@ -136,26 +108,17 @@ class RandomK {
     std::vector<S> vals(idx.size());
     for (std::size_t j = 0; j < idx.size(); ++j)
       vals[j] = static_cast<S>(static_cast<double>(x[static_cast<std::size_t>(idx[j])]) * scale);
-    return encode_sparse<S>(x.size(), idx, vals, fmt_ ? *fmt_ : native_format<S>());
+    return encode_sparse<S>(x.size(), idx, vals, wire_format<S>());
   }
 
   /// Decodes into `out` (zero except at the kept coordinates); throws DecodeError on malformed input.
   template <typename S>
   void decode(const Payload& p, std::span<S> out) const {
-    constexpr std::string_view who = "fedpp::RandomK::decode";
-    const auto k = static_cast<std::uint64_t>(k_for(static_cast<Index>(out.size())));
-    ByteReader r(p.data(), who);
-    const PayloadHeader h = PayloadHeader::read(r);
-    if (h.codec == Codec::sparse && h.dim == out.size() && h.count != k)
-      fail<DecodeError>(who, "count must be k = " + std::to_string(k), h.count);
-    decode_sparse(p, out, who, fmt_ ? *fmt_ : native_format<S>());
+    decode_budget(p, out, "fedpp::RandomK::decode");
   }
 
  private:
-  std::optional<Index> k_;
-  double rho_ = 1.0;
   bool unbiased_ = false;
-  std::optional<ValueFormat> fmt_;
 };
 
 static_assert(Compressor<RandomK, float> && Compressor<RandomK, double>);

@@ -12,9 +12,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
+#include "fedpp/compressors/detail/sparse_budget.hpp"
 #include "fedpp/compressors/sparse.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/config.hpp"
@@ -302,8 +304,11 @@ std::vector<Index> top_k_indices(std::span<const S> x, std::size_t k, std::strin
  * payload carries exactly k values for the expected dimension, in the configured value format. Stateless; deterministic for any
  * thread count. Non-finite input throws InvalidArgument.
  */
-class TopK {
+class TopK : public detail::SparseBudget<TopK> {
  public:
+  /// The name in error messages.
+  static constexpr std::string_view who = "fedpp::TopK";
+
   /// Per-client state: none.
   struct State {
     /// cereal serialisation (nothing to save).
@@ -313,41 +318,6 @@ class TopK {
 
   /// Keeps density 1 (every coordinate); prefer count() or density().
   TopK() = default;
-
-  /// Keeps k >= 1 coordinates.
-  [[nodiscard]] static TopK count(Index k) {
-    require(k >= 1, "fedpp::TopK", "k must be >= 1", k);
-    TopK t;
-    t.k_ = k;
-    return t;
-  }
-
-  /// Keeps ceil(rho * d) coordinates (at least 1), rho in (0, 1].
-  [[nodiscard]] static TopK density(double rho) {
-    require(rho > 0.0 && rho <= 1.0, "fedpp::TopK", "density must be in (0, 1]", rho);
-    TopK t;
-    t.rho_ = rho;
-    return t;
-  }
-
-  /// A copy that sends values in format `fmt`.
-  [[nodiscard]] TopK with_format(ValueFormat fmt) const {
-    require(static_cast<std::uint8_t>(fmt) <= 3, "fedpp::TopK", "format must be f32, f64, f16 or bf16",
-            static_cast<unsigned>(fmt));
-    TopK t = *this;
-    t.fmt_ = fmt;
-    return t;
-  }
-
-  /// Number of coordinates kept for dimension d (min(k, d), or max(1, ceil(rho d)) capped at d).
-  [[nodiscard]] Index k_for(Index d) const noexcept {
-    if (d <= 0) return 0;
-    if (k_) return std::min(*k_, d);
-    return density_k(rho_, d);
-  }
-
-  /// The configured value format, or none for the update's own precision.
-  [[nodiscard]] std::optional<ValueFormat> format() const noexcept { return fmt_; }
 
   /// Creates the (empty) per-client state.
   template <typename S>
@@ -362,33 +332,17 @@ class TopK {
     const std::vector<Index> idx = top_k_indices(x, static_cast<std::size_t>(k_for(d)), "fedpp::TopK");
     std::vector<S> vals(idx.size());
     for (std::size_t j = 0; j < idx.size(); ++j) vals[j] = x[static_cast<std::size_t>(idx[j])];
-    return encode_sparse<S>(x.size(), idx, vals, fmt_ ? *fmt_ : native_format<S>());
+    return encode_sparse<S>(x.size(), idx, vals, wire_format<S>());
   }
 
   /// Decodes into `out` (zero except at the kept coordinates); throws DecodeError on malformed input.
   template <typename S>
   void decode(const Payload& p, std::span<S> out) const {
-    constexpr std::string_view who = "fedpp::TopK::decode";
-    const auto k = static_cast<std::uint64_t>(k_for(static_cast<Index>(out.size())));
-    ByteReader r(p.data(), who);
-    const PayloadHeader h = PayloadHeader::read(r);
-    if (h.codec == Codec::sparse && h.dim == out.size() && h.count != k)
-      fail<DecodeError>(who, "count must be k = " + std::to_string(k), h.count);
-    decode_sparse(p, out, who, fmt_ ? *fmt_ : native_format<S>());
+    decode_budget(p, out, "fedpp::TopK::decode");
   }
 
   /// k = ceil(rho d) (products within 1e-12 relative of an integer round to it), in [1, d].
-  [[nodiscard]] static Index density_k(double rho, Index d) noexcept {
-    const double t = rho * static_cast<double>(d);
-    const double r = std::round(t);
-    const double kd = std::abs(t - r) <= 1e-12 * std::max(1.0, t) ? r : std::ceil(t);
-    return std::clamp(static_cast<Index>(kd), Index{1}, d);
-  }
-
- private:
-  std::optional<Index> k_;
-  double rho_ = 1.0;
-  std::optional<ValueFormat> fmt_;
+  [[nodiscard]] static Index density_k(double rho, Index d) noexcept { return detail::density_k(rho, d); }
 };
 
 static_assert(Compressor<TopK, float> && Compressor<TopK, double>);
