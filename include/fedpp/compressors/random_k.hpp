@@ -99,7 +99,7 @@ class RandomK : public detail::SparseBudget<RandomK> {
   /// Encodes k uniformly chosen entries of `x` (scaled by d/k when unbiased).
   template <typename S>
   [[nodiscard]] Payload encode(std::span<const S> x, State& /*state*/, Rng& rng) const {
-    if (!all_finite(x)) fail("fedpp::RandomK", "update must be finite, got a non-finite value");
+    if (!all_finite(x)) fail(who, "update must be finite, got a non-finite value");
     const auto d = static_cast<Index>(x.size());
     const auto k = k_for(d);
     const std::vector<Index> idx =

@@ -329,7 +329,7 @@ class TopK : public detail::SparseBudget<TopK> {
   template <typename S>
   [[nodiscard]] Payload encode(std::span<const S> x, State& /*state*/, Rng& /*rng*/) const {
     const auto d = static_cast<Index>(x.size());
-    const std::vector<Index> idx = top_k_indices(x, static_cast<std::size_t>(k_for(d)), "fedpp::TopK");
+    const std::vector<Index> idx = top_k_indices(x, static_cast<std::size_t>(k_for(d)), who);
     std::vector<S> vals(idx.size());
     for (std::size_t j = 0; j < idx.size(); ++j) vals[j] = x[static_cast<std::size_t>(idx[j])];
     return encode_sparse<S>(x.size(), idx, vals, wire_format<S>());

@@ -131,8 +131,7 @@ class Server {
       result.history.push_back(st);
       // Every callback sees the round (no short-circuit); any of them may ask to stop.
       const int stops = (static_cast<int>(detail::call_round_end(cbs, st, as_span(std::as_const(params_)))) + ... + 0);
-      const bool stop = stops > 0;
-      if (stop) break;
+      if (stops > 0) break;
     }
     result.params = params_;
     if (eval_) {
