@@ -1,12 +1,10 @@
 #pragma once
 // Checkpoint round trips through strings, for the serialization tests.
-#include <cstdint>
 #include <sstream>
 #include <string>
-#include <vector>
 
-#include "fedpp/core/payload.hpp"
 #include "fedpp/serialization/checkpoint.hpp"
+#include "support/checks.hpp"
 
 namespace fedpp_test {
 
@@ -24,8 +22,5 @@ void restore(T& value, const std::string& bytes) {
   std::istringstream is(bytes);
   fedpp::load_state(value, is);
 }
-
-/// The bytes of a payload, for comparisons.
-inline std::vector<std::uint8_t> bytes_of(const fedpp::Payload& p) { return {p.data().begin(), p.data().end()}; }
 
 }  // namespace fedpp_test

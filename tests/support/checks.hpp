@@ -1,7 +1,8 @@
 #pragma once
-// Helpers shared by the unit tests: bit-exact comparison, the message of an expected exception,
-// and a guard that restores the OpenMP thread count.
+// Helpers shared by the unit tests: bit-exact comparison, the bytes of a payload, the message of
+// an expected exception, and a guard that restores the OpenMP thread count.
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -11,6 +12,7 @@
 #include <Eigen/Core>
 
 #include "fedpp/core/config.hpp"
+#include "fedpp/core/payload.hpp"
 #include "fedpp/core/types.hpp"
 #include "fedpp/core/update_batch.hpp"
 
@@ -45,6 +47,9 @@ fedpp::Index count_mismatches(const fedpp::Vector<S>& a, const fedpp::Vector<S>&
     if (std::memcmp(&a(j), &b(j), sizeof(S)) != 0) ++bad;
   return bad;
 }
+
+/// The bytes of a payload, for comparisons.
+inline std::vector<std::uint8_t> bytes_of(const fedpp::Payload& p) { return {p.data().begin(), p.data().end()}; }
 
 /// what() of the std::exception fn throws, or "(no throw)".
 template <typename Fn>

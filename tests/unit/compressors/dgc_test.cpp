@@ -10,6 +10,7 @@
 #include "fedpp/optimizers/local_sgd.hpp"
 #include "fedpp/runtime/client.hpp"
 #include "support/compressor_common.hpp"
+#include "support/checks.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -584,7 +585,7 @@ TEST_CASE("Dgc is bit-identical on 1 and 2 threads", "[dgc]") {
     state.insert(state.end(), st.velocity.data(), st.velocity.data() + d);
     return std::make_pair(bytes, state);
   };
-  const int before = max_threads();
+  ThreadGuard guard;
   for (auto mode : {DgcThreshold::sampled, DgcThreshold::exact}) {
     const auto one = run(1, mode);
     const auto two = run(2, mode);
@@ -592,7 +593,6 @@ TEST_CASE("Dgc is bit-identical on 1 and 2 threads", "[dgc]") {
     REQUIRE(one.second.size() == two.second.size());
     CHECK(std::memcmp(one.second.data(), two.second.data(), one.second.size() * sizeof(float)) == 0);
   }
-  set_max_threads(before);
 }
 
 // ---- errors ---------------------------------------------------------------------------------------

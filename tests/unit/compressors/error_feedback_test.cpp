@@ -18,6 +18,7 @@
 #endif
 #if __has_include("fedpp/compressors/sign.hpp") && !defined(FEDPP_TEST_SKIP_LIBRARY_COMPRESSORS)
 #include "fedpp/compressors/sign.hpp"
+#include "support/checks.hpp"
 #define FEDPP_TEST_HAS_SIGN 1
 #endif
 
@@ -117,8 +118,7 @@ TEST_CASE("ErrorFeedback around Identity is Identity with zero memory", "[compre
   for (int t = 0; t < 3; ++t) {
     const Payload p = ef.encode(as_span(x), st, rng);
     const Payload q = Identity().encode(as_span(x), ist, rng);
-    CHECK(std::vector<std::uint8_t>(p.data().begin(), p.data().end()) ==
-          std::vector<std::uint8_t>(q.data().begin(), q.data().end()));
+    CHECK(fedpp_test::bytes_of(p) == fedpp_test::bytes_of(q));
     CHECK(st.memory.isZero(0.0));
     CHECK(decoded<ErrorFeedback<Identity>, float>(ef, p, 37) == x);
   }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "fedpp/compressors/identity.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 
@@ -86,7 +87,7 @@ TEMPLATE_TEST_CASE("Identity with a ValueFormat: f16/bf16/f32/f64 payloads", "[c
     const Identity other(fmt == ValueFormat::f16 ? ValueFormat::bf16 : ValueFormat::f16);
     CHECK_THROWS_WITH(other.decode(p, std::span<S>(out)), Catch::Contains("unexpected codec"));
     // Every truncation and trailing bytes are rejected.
-    const auto b = std::vector<std::uint8_t>(p.data().begin(), p.data().end());
+    const auto b = fedpp_test::bytes_of(p);
     for (std::size_t len = 0; len < b.size(); ++len)
       CHECK_THROWS_AS(c.decode(Payload(std::vector<std::uint8_t>(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(len))),
                                std::span<S>(out)),

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fedpp/compressors/random_k.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 
@@ -139,7 +140,7 @@ TEST_CASE("RandomK: zero vector, non-finite input, strict decode", "[compressors
                     Catch::Contains("fedpp::RandomK::decode") && Catch::Contains("count must be k = 11"));
   CHECK_THROWS_WITH(RandomK::count(10).decode(p, std::span<float>(out)),  // f32 expected, bf16 sent
                     Catch::Contains("value format must be f32"));
-  const auto b = std::vector<std::uint8_t>(p.data().begin(), p.data().end());
+  const auto b = fedpp_test::bytes_of(p);
   for (std::size_t len = 0; len < b.size(); ++len)
     CHECK_THROWS_AS(c.decode(Payload(std::vector<std::uint8_t>(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(len))),
                              std::span<float>(out)),

@@ -9,6 +9,7 @@
 
 #include "fedpp/compressors/sign.hpp"
 #include "support/compressor_common.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 using namespace fedpp_test;
@@ -167,18 +168,18 @@ TEST_CASE("ScaledSign rejects non-finite input and malformed payloads", "[compre
   const std::size_t d = 20;  // header 5 bytes, mode at 5, scale count at 6, scale at 7..10, then 11..
   std::vector<float> out(d);
   auto decode = [&](const std::vector<std::uint8_t>& b) { c.decode(Payload(b), std::span<float>(out)); };
-  auto bytes_of = [&](const std::vector<float>& x) {
+  auto wire_of = [&](const std::vector<float>& x) {
     Payload p;
     sign_round_trip(c, x, &p);
-    return std::vector<std::uint8_t>(p.data().begin(), p.data().end());
+    return fedpp_test::bytes_of(p);
   };
   auto x = gaussian<float>(d, 2);
-  const auto none = bytes_of(x);
+  const auto none = wire_of(x);
   x[3] = 0;
-  const auto list = bytes_of(x);
+  const auto list = wire_of(x);
   for (std::size_t i = 0; i < d; i += 2) x[i] = 0;
-  const auto bitmap = bytes_of(x);
-  const auto all = bytes_of(std::vector<float>(d, 0.0f));
+  const auto bitmap = wire_of(x);
+  const auto all = wire_of(std::vector<float>(d, 0.0f));
   REQUIRE(none[5] == 0);
   REQUIRE(list[5] == 1);
   REQUIRE(bitmap[5] == 2);

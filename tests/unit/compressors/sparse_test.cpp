@@ -9,14 +9,14 @@
 
 #include "fedpp/compressors/sparse.hpp"
 #include "fedpp/core/rng.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-
-Bytes bytes_of(const Payload& p) { return Bytes(p.data().begin(), p.data().end()); }
+using fedpp_test::bytes_of;
 
 template <typename T>
 void append(Bytes& b, T v) {
@@ -277,12 +277,11 @@ TEST_CASE("decode_sparse zero-fills large outputs completely (parallel fill)", "
   const std::vector<Index> idx{0, 5, 1'000'000, static_cast<Index>(dim - 1)};
   const std::vector<float> val{1, 2, 3, 4};
   const Payload p = encode_sparse<float>(dim, idx, val);
+  fedpp_test::ThreadGuard guard;
   for (int threads : {1, 2, 3}) {
-    const int saved = max_threads();
     set_max_threads(threads);
     std::vector<float> out(dim, -1.0f);
     decode_sparse(p, std::span<float>(out), "t");
-    set_max_threads(saved);
     std::size_t nonzero = 0;
     for (float v : out) nonzero += v != 0.0f;
     CHECK(nonzero == 4);

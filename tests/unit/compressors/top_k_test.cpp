@@ -9,6 +9,7 @@
 
 #include "fedpp/compressors/top_k.hpp"
 #include "support/compressor_common.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 using namespace fedpp_test;
@@ -149,7 +150,7 @@ TEST_CASE("TopK: zero vector, formats, non-finite input, strict decode", "[compr
                                                                          Catch::Contains("count must be k = 4"));
   std::vector<float> out9(9);
   CHECK_THROWS_AS(c.decode(p, std::span<float>(out9)), DecodeError);
-  const auto b = std::vector<std::uint8_t>(p.data().begin(), p.data().end());
+  const auto b = bytes_of(p);
   for (std::size_t len = 0; len < b.size(); ++len)
     CHECK_THROWS_AS(c.decode(Payload(std::vector<std::uint8_t>(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(len))),
                              std::span<float>(out)),
@@ -159,7 +160,7 @@ TEST_CASE("TopK: zero vector, formats, non-finite input, strict decode", "[compr
 TEST_CASE("top_k_indices does not depend on the thread count", "[compressors][TopK]") {
   Rng rng(5);
   const auto x = make_vector<float>(1'500'000, 0, rng);
-  const int saved = max_threads();
+  ThreadGuard guard;
   set_max_threads(1);
   const auto one = top_k_indices<float>(x, 1500);
   set_max_threads(3);
@@ -170,7 +171,6 @@ TEST_CASE("top_k_indices does not depend on the thread count", "[compressors][To
   const auto y1 = top_k_indices<float>(y, 4000);
   set_max_threads(3);
   const auto y3 = top_k_indices<float>(y, 4000);
-  set_max_threads(saved);
   CHECK(one == three);
   CHECK(one == brute_top_k(x, 1500));
   CHECK(y1 == y3);

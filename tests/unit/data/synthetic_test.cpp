@@ -9,6 +9,7 @@
 
 #include "fedpp/core/config.hpp"
 #include "fedpp/data/synthetic.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 
@@ -114,14 +115,13 @@ TEST_CASE("a two-class GaussianMixture has Bayes accuracy Phi(separation / 2)", 
 TEST_CASE("synthetic data do not depend on the thread count", "[data][synthetic]") {
   const GaussianMixture mix(4, 9, 2.0, 1);
   const LinearTeacher teacher(4, 9, 1);
-  const int before = max_threads();
+  fedpp_test::ThreadGuard guard;
   set_max_threads(1);
   const auto a = mix.generate(5000, 7);
   const auto ta = teacher.generate(5000, 7);
-  set_max_threads(std::max(2, before));
+  set_max_threads(std::max(2, guard.saved));
   const auto b = mix.generate(5000, 7);
   const auto tb = teacher.generate(5000, 7);
-  set_max_threads(before);
   CHECK(a->features == b->features);
   CHECK(a->labels == b->labels);
   CHECK(ta->features == tb->features);
