@@ -19,6 +19,7 @@ packages=(
   libbenchmark-dev       # benchmarks
   dataset-fashion-mnist  # data set used by the examples and scripts/demo.sh
   gnuplot-nox            # scripts/plot.sh
+  python3                # scripts/mutants.sh (mutation testing) and its list check in ctest
 )
 
 is_installed() {

@@ -4,7 +4,8 @@
 #   2. Release build in build/ with tests, examples and benchmarks (-Werror), then ctest;
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/ (unit tests only, -O0 -g1;
 #      the libFuzzer target and the package and compile-fail tests run in the Release tree only),
-#      then ctest.
+#      then ctest;
+#   4. only with FEDPP_MUTANTS=1: scripts/mutants.sh (every mutant of tests/mutants/*.txt killed).
 # Every phase runs even if an earlier one failed (a failed build skips its own ctest); a
 # summary with the time of each phase is printed at the end, and the exit status is nonzero if
 # anything failed.
@@ -13,6 +14,7 @@
 #   FEDPP_JOBS=N            build and test parallelism (default: nproc)
 #   FEDPP_WERROR=0          do not add -Werror to the Release build (default 1)
 #   FEDPP_SKIP_SANITIZE=1   skip the sanitizer build
+#   FEDPP_MUTANTS=1         also run the mutation tier (scripts/mutants.sh, about an hour on 2 cores)
 #   OMP_WAIT_POLICY         OpenMP wait policy for the tests (default passive, see below)
 set -euo pipefail
 
@@ -103,6 +105,13 @@ else
     skip "asan+ubsan: build" "configure failed"
     skip "asan+ubsan: ctest" "configure failed"
   fi
+fi
+
+# ---- Mutation testing: the expensive tier, only when asked ----------------------------------
+if [[ "${FEDPP_MUTANTS:-0}" == "1" ]]; then
+  phase "mutants (scripts/mutants.sh)" "$root/scripts/mutants.sh" --jobs "$jobs" || true
+else
+  skip "mutants (scripts/mutants.sh)" "expensive tier: FEDPP_MUTANTS=1"
 fi
 
 echo
