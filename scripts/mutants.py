@@ -9,16 +9,19 @@ docs/testing.md describes the list format and how to add a mutant.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import difflib
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -274,6 +277,9 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / "build-mutants",
                     help="scratch folder for the tree copy and its build (default: build-mutants/)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="build parallelism (default: nproc)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="mutants built and run at once, each in its own scratch copy (default 1; on N cores "
+                         "N workers with --jobs N finish about N times sooner when mutants name one test file)")
     ap.add_argument("--timeout", type=float, default=300.0,
                     help="seconds one test executable may run before the mutant counts as killed by timeout "
                          "(default 300)")
@@ -310,26 +316,33 @@ def main() -> int:
         return 2
 
     work = a.workdir.resolve()
-    src, bdir, logs = work / "src", work / "build", work / "logs"
+    logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(a.workers, len(mutants)))
     t_start = time.monotonic()
-    n = sync_tree(src)
-    print(f"mutants: {len(mutants)} mutants; scratch tree {src} ({n} files updated)", flush=True)
-    if not (bdir / "CMakeCache.txt").is_file():
-        print("mutants: configuring the scratch build", flush=True)
-    configure(src, bdir, a.opt, logs / "configure.log")
+    slots: "queue.Queue[tuple[Path, Path]]" = queue.Queue()
+    for w in range(workers):
+        # Worker 0 uses WORKDIR/src and WORKDIR/build; further workers their own copies.
+        base = work if w == 0 else work / f"worker{w}"
+        src, bdir = base / "src", base / "build"
+        n = sync_tree(src)
+        print(f"mutants: scratch tree {src} ({n} files updated)", flush=True)
+        configure(src, bdir, a.opt, logs / f"configure-{w}.log")
+        slots.put((src, bdir))
+    print(f"mutants: {len(mutants)} mutants, {workers} worker(s)", flush=True)
 
     targets = sorted({m.target(t) for m in mutants for t in m.tests})
     baseline_s = 0.0
     if not a.no_baseline:
+        _, bdir0 = slots.queue[0]
         print(f"mutants: baseline: building and running {len(targets)} unmutated test files", flush=True)
-        rc, dt = build(bdir, targets, a.jobs, logs / "baseline-build.log")
+        rc, dt = build(bdir0, targets, a.jobs, logs / "baseline-build.log")
         if rc != 0:
             print(f"mutants: the unmutated tests do not build (log {logs / 'baseline-build.log'}):\n"
                   f"{tail(logs / 'baseline-build.log')}", file=sys.stderr)
             return 2
         for t in targets:
-            rc, to, dt = run_test(bdir, t, a.timeout, logs / f"baseline-{t}.log")
+            rc, to, dt = run_test(bdir0, t, a.timeout, logs / f"baseline-{t}.log")
             if rc != 0:
                 why = "timed out" if to else f"exit {rc}"
                 print(f"mutants: the unmutated {t} fails ({why}); fix it first (log {logs / f'baseline-{t}.log'}):\n"
@@ -338,48 +351,59 @@ def main() -> int:
         baseline_s = time.monotonic() - t_start
         print(f"mutants: baseline passed ({baseline_s:.0f} s)", flush=True)
 
-    results = []
-    killed = survived = errors = 0
+    jobs_each = max(1, a.jobs // workers)
+    lock = threading.Lock()
+    done = [0]
     width = len(str(len(mutants)))
-    for k, m in enumerate(mutants, 1):
-        path = src / m.file
-        text = path.read_text()
-        lines = text.splitlines(keepends=True)
-        assert lines[m.line - 1] == m.original, "scratch tree differs from the checkout"
-        lines[m.line - 1] = m.mutated
-        t0 = time.monotonic()
-        status, by, detail = "survived", None, ""
+
+    def one(m: Mutant) -> dict:
+        src, bdir = slots.get()
         try:
-            path.write_text("".join(lines))
-            blog = logs / f"{m.id}-build.log"
-            rc, build_s = build(bdir, [m.target(t) for t in m.tests], a.jobs, blog)
-            if rc != 0:
-                status, detail = "error", f"the mutant does not build (log {blog}):\n{tail(blog, 15)}"
-            else:
-                for t in m.tests:
-                    tlog = logs / f"{m.id}-{m.target(t)}.log"
-                    rc, to, _ = run_test(bdir, m.target(t), a.timeout, tlog)
-                    if rc != 0:
-                        status, by = "killed", t
-                        detail = "timeout" if to else (f"signal {-rc}" if rc < 0 else f"exit {rc}")
-                        break
+            path = src / m.file
+            text = path.read_text()
+            lines = text.splitlines(keepends=True)
+            assert lines[m.line - 1] == m.original, "scratch tree differs from the checkout"
+            lines[m.line - 1] = m.mutated
+            t0 = time.monotonic()
+            status, by, detail = "survived", None, ""
+            try:
+                path.write_text("".join(lines))
+                blog = logs / f"{m.id}-build.log"
+                rc, _ = build(bdir, [m.target(t) for t in m.tests], jobs_each, blog)
+                if rc != 0:
+                    status, detail = "error", f"the mutant does not build (log {blog}):\n{tail(blog, 15)}"
+                else:
+                    for t in m.tests:
+                        tlog = logs / f"{m.id}-{m.target(t)}.log"
+                        rc, to, _ = run_test(bdir, m.target(t), a.timeout, tlog)
+                        if rc != 0:
+                            status, by = "killed", t
+                            detail = "timeout" if to else (f"signal {-rc}" if rc < 0 else f"exit {rc}")
+                            break
+            finally:
+                path.write_text(text)  # restore (a fresh mtime: make rebuilds what saw the mutant)
         finally:
-            path.write_text(text)  # restore (a fresh mtime: make rebuilds what saw the mutant)
+            slots.put((src, bdir))
         dt = time.monotonic() - t0
-        tag = f"[{k:>{width}}/{len(mutants)}]"
-        if status == "killed":
-            killed += 1
-            print(f"{tag} killed    {m.id}  (by {by}, {detail}, {dt:.0f} s)", flush=True)
-        elif status == "survived":
-            survived += 1
-            print(f"{tag} SURVIVED  {m.id}  ({dt:.0f} s)\n  why: {m.why}\n  tests: {' '.join(m.tests)}\n"
-                  + "".join("  " + l for l in diff_of(m).splitlines(keepends=True)), flush=True)
-        else:
-            errors += 1
-            print(f"{tag} ERROR     {m.id}  {detail}", flush=True)
-        results.append({"id": m.id, "status": status, "killed_by": by, "detail": detail.split("\n")[0],
-                        "file": m.file, "line": m.line, "find": m.find, "replace": m.replace, "tests": m.tests,
-                        "why": m.why, "seconds": round(dt, 1)})
+        with lock:
+            done[0] += 1
+            tag = f"[{done[0]:>{width}}/{len(mutants)}]"
+            if status == "killed":
+                print(f"{tag} killed    {m.id}  (by {by}, {detail}, {dt:.0f} s)", flush=True)
+            elif status == "survived":
+                print(f"{tag} SURVIVED  {m.id}  ({dt:.0f} s)\n  why: {m.why}\n  tests: {' '.join(m.tests)}\n"
+                      + "".join("  " + l for l in diff_of(m).splitlines(keepends=True)), flush=True)
+            else:
+                print(f"{tag} ERROR     {m.id}  {detail}", flush=True)
+        return {"id": m.id, "status": status, "killed_by": by, "detail": detail.split("\n")[0],
+                "file": m.file, "line": m.line, "find": m.find, "replace": m.replace, "tests": m.tests,
+                "why": m.why, "seconds": round(dt, 1)}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, mutants))
+    killed = sum(r["status"] == "killed" for r in results)
+    survived = sum(r["status"] == "survived" for r in results)
+    errors = sum(r["status"] == "error" for r in results)
 
     total_s = time.monotonic() - t_start
     valid = killed + survived
@@ -391,7 +415,7 @@ def main() -> int:
             print(f"  {r['status']}: {r['id']} ({r['file']}:{r['line']})")
     out = a.json or work / "mutants.json"
     out.write_text(json.dumps({
-        "revision": git_rev(), "cpu": cpu_model(), "jobs": a.jobs, "opt": a.opt, "date": time.strftime("%Y-%m-%d"),
+        "revision": git_rev(), "cpu": cpu_model(), "jobs": a.jobs, "workers": workers, "opt": a.opt, "date": time.strftime("%Y-%m-%d"),
         "lists": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files],
         "only": a.only, "mutants": len(mutants), "killed": killed, "survived": survived, "errors": errors,
         "kill_rate_percent": round(rate, 2), "seconds": round(total_s, 1), "baseline_seconds": round(baseline_s, 1),
