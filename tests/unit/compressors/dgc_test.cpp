@@ -11,6 +11,7 @@
 #include "fedpp/runtime/client.hpp"
 #include "support/compressor_common.hpp"
 #include "support/checks.hpp"
+#include "golden/dgc_inputs.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -81,104 +82,40 @@ ParameterLayout three_segments() {
   return l;
 }
 
-// ---- the reference's sampled threshold (algorithms.md 4.2), written from the description ------
+// ---- golden values of the sampled threshold (algorithms.md 4.2) ---------------------------------
+// Computed by the standalone program tests/golden/dgc_golden.cpp (no fedpp inside; how to rebuild
+// it is at its top). The only fedpp data it uses is each case's sampling start, which the tests
+// check fedpp draws.
 
-struct RefPlan {
-  Index num_selects, num_samples, top_k_samples, stride;
+struct DgcGoldenPlan {
+  long long numel;
+  double rho, sample_ratio;
+  long long stride, num_samples, top_k_samples, num_selects;
 };
 
-RefPlan ref_plan(Index numel, double rho, double sr) {
-  RefPlan p{};
-  if (sr < 1.0) {
-    const auto pct = static_cast<Index>(std::ceil(static_cast<double>(numel) * sr));
-    const auto cpr = static_cast<Index>(std::ceil(2.0 / rho));
-    if (numel <= cpr) {
-      p.stride = 1;
-      p.num_samples = numel;
-    } else {
-      const Index mx = std::max(pct, cpr);
-      p.stride = static_cast<Index>(std::ceil(static_cast<double>(numel) / static_cast<double>(mx) / 32.0)) * 32 + 1;
-      p.num_samples = numel / p.stride;
-      while (p.num_samples < mx) {
-        p.stride -= 8;
-        p.num_samples = numel / p.stride;
-      }
-    }
-  } else {
-    p.stride = 1;
-    p.num_samples = numel;
-  }
-  p.top_k_samples = static_cast<Index>(std::ceil(static_cast<double>(p.num_samples) * rho));
-  p.num_selects = static_cast<Index>(std::ceil(static_cast<double>(numel) * rho));
-  return p;
-}
-
-struct RefSampled {
-  std::vector<Index> idx;
-  Index start = 0;
-  float thr = 0;
-  bool resampled = false;
-  int adaptations = 0;
+struct DgcGoldenSelect {
+  const char* name;
+  int kind;
+  unsigned long long seed;
+  long long numel;
+  double rho, sample_ratio, upper, lower;
+  int max_iters;
+  bool resample;
+  unsigned long long rng_seed;
+  long long start;
+  struct {
+    long long stride, num_samples, top_k_samples, num_selects;
+  } plan;
+  float sample_threshold;
+  long long initial_count;
+  int adaptations;
+  bool resampled;
+  float threshold;
+  long long candidates;
+  std::size_t first, count;
 };
 
-// Sequential transcription: samples imp[start::stride], thr = min(topk(samples)), mask = imp >= thr,
-// adaptation loop, resample as exact top-k among the candidates, cap in index order.
-RefSampled ref_sampled(const std::vector<float>& v, double rho, const DgcOptions& o, Rng& rng) {
-  const auto n = static_cast<Index>(v.size());
-  const RefPlan p = ref_plan(n, rho, o.sample_ratio);
-  RefSampled r;
-  std::vector<float> imp(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) imp[i] = std::abs(v[i]);
-  std::vector<float> samples;
-  if (p.num_samples == n) {
-    samples = imp;
-  } else {
-    r.start = static_cast<Index>(rng.uniform_index(static_cast<std::uint64_t>(p.stride)));
-    for (Index i = r.start; i < n; i += p.stride) samples.push_back(imp[static_cast<std::size_t>(i)]);
-  }
-  std::sort(samples.begin(), samples.end(), std::greater<>());
-  float thr = samples[static_cast<std::size_t>(p.top_k_samples - 1)];
-  auto mask = [&](float t) {
-    std::vector<Index> out;
-    for (Index i = 0; i < n; ++i)
-      if (imp[static_cast<std::size_t>(i)] >= t) out.push_back(i);
-    return out;
-  };
-  std::vector<Index> idx = mask(thr);
-  const Index k = p.num_selects;
-  if (n > p.num_samples) {
-    for (int it = 0; it < o.max_adaptation_iters; ++it) {
-      const auto c = static_cast<Index>(idx.size());
-      if (c > k) {
-        if (static_cast<double>(c) > static_cast<double>(k) * o.upper_bound) {
-          if (o.resample) {
-            std::vector<float> sub;
-            for (Index i : idx) sub.push_back(v[static_cast<std::size_t>(i)]);
-            std::vector<Index> pick = brute_top_k(sub, k);
-            std::vector<Index> chosen;
-            for (Index j : pick) chosen.push_back(idx[static_cast<std::size_t>(j)]);
-            idx = chosen;
-            r.resampled = true;
-            break;
-          }
-          thr = thr * static_cast<float>(o.upper_bound);
-        } else {
-          break;
-        }
-      } else if (static_cast<double>(c) < o.lower_bound * static_cast<double>(k)) {
-        thr = thr * static_cast<float>(o.lower_bound);
-      } else {
-        break;
-      }
-      idx = mask(thr);
-      ++r.adaptations;
-    }
-  }
-  if (static_cast<Index>(idx.size()) > k) idx.resize(static_cast<std::size_t>(k));
-  r.idx = idx;
-  r.thr = thr;
-  return r;
-}
+#include "golden/dgc_golden.inc"
 
 template <typename S>
 std::vector<S> decode_dense(const Dgc& dgc, const Payload& p, Index d) {
@@ -294,116 +231,102 @@ TEST_CASE("Dgc invariants: sent + v = accumulated u, masked momentum and velocit
 
 // ---- sampled threshold ----------------------------------------------------------------------------
 
-TEST_CASE("Dgc sampling plan follows the reference's initialize", "[dgc]") {
-  const Dgc dgc;
-  const DgcSamplingPlan big = dgc.plan(25000000, 0.001);
-  CHECK(big.stride == 97);  // 129 -> 121 -> 113 -> 105 -> 97
-  CHECK(big.num_samples == 257731);
-  CHECK(big.top_k_samples == 258);
-  CHECK(big.num_selects == 25000);
-  const DgcSamplingPlan tiny = dgc.plan(1500, 0.001);  // numel <= ceil(2 / rho): the whole tensor
-  CHECK(tiny.stride == 1);
-  CHECK(tiny.num_samples == 1500);
-  CHECK(tiny.num_selects == 2);
-  for (Index n : {Index{3000}, Index{100000}, Index{200000}, Index{1234567}})
-    for (double rho : {0.001, 0.01, 0.0625}) {
-      const DgcSamplingPlan p = dgc.plan(n, rho);
-      const RefPlan r = ref_plan(n, rho, 0.01);
-      CHECK(p.stride == r.stride);
-      CHECK(p.num_samples == r.num_samples);
-      CHECK(p.top_k_samples == r.top_k_samples);
-      CHECK(p.num_selects == r.num_selects);
-    }
+TEST_CASE("Dgc sampling plan equals the golden values of the reference's initialize", "[dgc]") {
+  for (const DgcGoldenPlan& g : dgc_golden_plans) {
+    CAPTURE(g.numel, g.rho, g.sample_ratio);
+    DgcOptions o;
+    o.sample_ratio = g.sample_ratio;
+    const Dgc dgc(o);
+    const DgcSamplingPlan p = dgc.plan(g.numel, g.rho);
+    CHECK(p.numel == g.numel);
+    CHECK(p.stride == g.stride);
+    CHECK(p.num_samples == g.num_samples);
+    CHECK(p.top_k_samples == g.top_k_samples);
+    CHECK(p.num_selects == g.num_selects);
+  }
 }
 
-TEST_CASE("Dgc sampled threshold follows the reference's procedure", "[dgc]") {
-  const double rho = GENERATE(0.001, 0.01);
-  const Index n = 200000;
-  DgcOptions o;
-  o.density = rho;
-  const Dgc dgc(o);
-  const DgcSamplingPlan plan = dgc.plan(n, rho);
-  REQUIRE(plan.num_samples < n);
-  int resampled = 0, adapted = 0;
-  for (std::uint64_t seed = 1; seed <= 25; ++seed) {
-    CAPTURE(rho, seed);
-    std::vector<float> v = gaussian<float>(n, seed);
-    Rng rng(seed * 31), copy = rng;
-    const RefSampled r = ref_sampled(v, rho, o, copy);
+TEST_CASE("Dgc sampled threshold, adaptation and selection equal the golden values", "[dgc]") {
+  int adapted = 0, resampled = 0, capped = 0, raised = 0;
+  for (const DgcGoldenSelect& g : dgc_golden_selects) {
+    CAPTURE(g.name);
+    DgcOptions o;
+    o.density = g.rho;
+    o.sample_ratio = g.sample_ratio;
+    o.upper_bound = g.upper;
+    o.lower_bound = g.lower;
+    o.max_adaptation_iters = g.max_iters;
+    o.resample = g.resample;
+    const Dgc dgc(o);
+    const DgcSamplingPlan plan = dgc.plan(g.numel, g.rho);
+    REQUIRE(plan.stride == g.plan.stride);
+    REQUIRE(plan.num_samples == g.plan.num_samples);
+    REQUIRE(plan.top_k_samples == g.plan.top_k_samples);
+    REQUIRE(plan.num_selects == g.plan.num_selects);
+    const bool sampled = plan.num_samples < g.numel;
+    // The start is the one datum the golden program takes from fedpp: it must be what fedpp draws.
+    Rng rng(g.rng_seed), peek = rng;
+    if (sampled) REQUIRE(static_cast<long long>(peek.uniform_index(static_cast<std::uint64_t>(plan.stride))) == g.start);
+    const std::vector<float> v =
+        dgc_golden::make_input(g.kind, g.seed, static_cast<std::uint64_t>(g.numel), static_cast<std::uint64_t>(g.start),
+                               static_cast<std::uint64_t>(plan.stride), static_cast<std::uint64_t>(plan.top_k_samples));
     std::vector<Index> got;
     DgcSelectInfo info;
     detail::dgc_select_sampled(std::span<const float>(v), plan, o, rng, got, &info);
-    REQUIRE(info.start == r.start);
-    REQUIRE(info.start < plan.stride);
-    REQUIRE(static_cast<float>(info.threshold) == r.thr);
-    REQUIRE(info.resampled == r.resampled);
-    REQUIRE(info.adaptations == r.adaptations);
-    REQUIRE(got == r.idx);
-    REQUIRE(rng() == copy());  // exactly one draw for the sampling start
-    const auto c = static_cast<double>(got.size()), k = static_cast<double>(plan.num_selects);
-    if (info.resampled)
-      REQUIRE(c == k);
-    else
-      REQUIRE((c >= 0.8 * k && c <= k));
-    resampled += info.resampled;
-    adapted += info.adaptations > 0;
+    CHECK(info.start == g.start);
+    CHECK(rng() == peek());  // one draw for a strided sample, none when the sample is the whole tensor
+    CHECK(static_cast<float>(info.threshold) == g.threshold);
+    CHECK(info.adaptations == g.adaptations);
+    CHECK(info.resampled == g.resampled);
+    CHECK(info.candidates == g.candidates);
+    const std::vector<Index> expect(dgc_golden_indices + g.first, dgc_golden_indices + g.first + g.count);
+    CHECK(got == expect);
+    // The initial sampled threshold and what passes it: a zero-adaptation run shows them directly.
+    if (g.adaptations == 0 && !g.resampled) CHECK(info.threshold == static_cast<double>(g.sample_threshold));
+    DgcOptions once = o;
+    once.max_adaptation_iters = 0;
+    Rng rng0(g.rng_seed);
+    detail::dgc_select_sampled(std::span<const float>(v), plan, once, rng0, got, &info);
+    CHECK(static_cast<float>(info.threshold) == g.sample_threshold);
+    CHECK(info.candidates == g.initial_count);
+    adapted += g.adaptations > 0;
+    resampled += g.resampled;
+    capped += !g.resampled && g.candidates > g.plan.num_selects;
+    raised += !g.resample && g.adaptations > 0;
   }
-  CHECK(adapted > 0);    // the lowering path was exercised by the random draws
-  CHECK(resampled > 0);  // and so was the re-selection
+  // The cases cover every branch of the procedure.
+  CHECK(adapted >= 3);
+  CHECK(resampled >= 3);
+  CHECK(capped >= 2);
+  CHECK(raised >= 1);
 }
 
-TEST_CASE("Dgc sampled threshold: misleading samples, ties, resample off", "[dgc]") {
-  const Index n = 100000;
-  DgcOptions o;
-  o.density = 0.01;
-  const Dgc dgc(o);
-  const DgcSamplingPlan plan = dgc.plan(n, o.density);
-  REQUIRE(plan.stride > 1);
-
-  SECTION("sampled values far above the rest: lowered 4 times, then re-selected") {
-    Rng rng(9);
-    Rng peek = rng;
-    const auto start = static_cast<Index>(peek.uniform_index(static_cast<std::uint64_t>(plan.stride)));
-    std::vector<float> v(static_cast<std::size_t>(n));
-    Rng data(4);
-    for (auto& a : v) a = data.uniform_float();
-    for (Index j = 0; j < plan.top_k_samples; ++j) v[static_cast<std::size_t>(start + j * plan.stride)] = 2.0f;
-    Rng copy = rng;
-    const RefSampled r = ref_sampled(v, o.density, o, copy);
-    CHECK(r.start == start);
-    std::vector<Index> got;
-    DgcSelectInfo info;
-    detail::dgc_select_sampled(std::span<const float>(v), plan, o, rng, got, &info);
-    CHECK(r.adaptations == 4);  // 2 -> 1.6 -> 1.28 -> 1.024 -> 0.8192: ~18% pass, > 1.3 k
-    CHECK(r.resampled);
-    CHECK(info.adaptations == r.adaptations);
-    CHECK(info.resampled);
-    CHECK(got == r.idx);
-    CHECK(static_cast<Index>(got.size()) == plan.num_selects);
-    CHECK(got == brute_top_k(v, plan.num_selects));  // re-selection among the candidates = global top-k here
-  }
-  SECTION("all ties: re-selection keeps the first k indices") {
-    std::vector<float> v(static_cast<std::size_t>(n), -1.5f);
-    Rng rng(2);
-    std::vector<Index> got;
-    DgcSelectInfo info;
-    detail::dgc_select_sampled(std::span<const float>(v), plan, o, rng, got, &info);
-    REQUIRE(static_cast<Index>(got.size()) == plan.num_selects);
-    for (Index j = 0; j < plan.num_selects; ++j) CHECK(got[static_cast<std::size_t>(j)] == j);
-  }
-  SECTION("resample = false: the threshold is raised by upper_bound instead") {
-    DgcOptions o2 = o;
-    o2.resample = false;
-    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
-      std::vector<float> v = gaussian<float>(n, seed);
-      Rng rng(seed), copy = rng;
-      const RefSampled r = ref_sampled(v, o2.density, o2, copy);
-      std::vector<Index> got;
-      DgcSelectInfo info;
-      detail::dgc_select_sampled(std::span<const float>(v), plan, o2, rng, got, &info);
-      CHECK(!info.resampled);
-      CHECK(info.adaptations == r.adaptations);
-      CHECK(got == r.idx);
+TEST_CASE("Dgc sampled selection through compress equals the golden selection (momentum 0, one segment)", "[dgc]") {
+  // With momentum 0 and a zero state, v = x: compress must send the golden indices and values.
+  for (const DgcGoldenSelect& g : dgc_golden_selects) {
+    CAPTURE(g.name);
+    DgcOptions o;
+    o.density = g.rho;
+    o.sample_ratio = g.sample_ratio;
+    o.upper_bound = g.upper;
+    o.lower_bound = g.lower;
+    o.max_adaptation_iters = g.max_iters;
+    o.resample = g.resample;
+    o.momentum = 0.0;
+    o.warmup = DgcWarmup::none;
+    const Dgc dgc(o);
+    const std::vector<float> x =
+        dgc_golden::make_input(g.kind, g.seed, static_cast<std::uint64_t>(g.numel), static_cast<std::uint64_t>(g.start),
+                               static_cast<std::uint64_t>(g.plan.stride), static_cast<std::uint64_t>(g.plan.top_k_samples));
+    auto st = dgc.make_state<float>(g.numel);
+    Rng rng(g.rng_seed);
+    const DgcSparse<float> sp = dgc.compress(std::span<const float>(x), st, rng, 0);
+    const std::vector<Index> expect(dgc_golden_indices + g.first, dgc_golden_indices + g.first + g.count);
+    REQUIRE(sp.indices == expect);
+    for (std::size_t j = 0; j < expect.size(); ++j) {
+      const auto i = static_cast<std::size_t>(expect[j]);
+      CHECK(sp.values[j] == x[i]);
+      CHECK(st.velocity[expect[j]] == 0.0f);
     }
   }
 }
@@ -473,6 +396,21 @@ TEST_CASE("Dgc warm-up schedules give the listed densities per round", "[dgc]") 
     const Dgc dgc(o);
     CHECK(dgc.density_at(4) == 1.0);
     CHECK(dgc.density_at(5) == 0.001);
+  }
+  {
+    // The warm-up ends exactly at round W even where 4^-(W+1) is still above the target density.
+    DgcOptions w = o;
+    w.warmup = DgcWarmup::paper;
+    w.warmup_rounds = 2;
+    const Dgc dgc(w);
+    CHECK(dgc.density_at(1) == 0.0625);
+    CHECK(dgc.density_at(2) == 0.001);  // not max(4^-3, 0.001) = 0.015625
+    w.warmup = DgcWarmup::list;
+    w.warmup_densities = {0.5, 0.2, 0.9};  // more entries than rounds: the extra one is never used
+    const Dgc listed(w);
+    CHECK(listed.density_at(0) == 0.5);
+    CHECK(listed.density_at(1) == 0.2);
+    CHECK(listed.density_at(2) == 0.001);
   }
   {
     o.warmup = DgcWarmup::paper;
@@ -623,6 +561,25 @@ TEST_CASE("Dgc rejects bad options, naming the class, parameter and value", "[dg
       },
       "warmup_densities", "2");
   bad([](DgcOptions& o) { o.warmup_densities = {0.5, 0.0}; }, "warmup_densities", "0");
+  bad([](DgcOptions& o) { o.warmup_densities = {1.25}; }, "warmup_densities", "1.25");
+  bad([](DgcOptions& o) { o.clip_norm = std::numeric_limits<double>::infinity(); }, "clip_norm", "inf");
+  bad([](DgcOptions& o) { o.sample_ratio = 1.5; }, "sample_ratio", "1.5");
+  bad([](DgcOptions& o) { o.upper_bound = std::numeric_limits<double>::infinity(); }, "upper_bound", "inf");
+  bad([](DgcOptions& o) { o.lower_bound = 1.5; }, "lower_bound", "1.5");
+  // The boundaries themselves are accepted.
+  DgcOptions edge;
+  edge.density = 1.0;
+  edge.momentum = 0.0;
+  edge.sample_ratio = 0.01;
+  edge.upper_bound = 1.0;
+  edge.lower_bound = 1.0;
+  edge.max_adaptation_iters = 0;
+  edge.warmup = DgcWarmup::list;
+  edge.warmup_rounds = 1;
+  edge.warmup_densities = {1.0};
+  CHECK_NOTHROW(Dgc(edge));
+  edge.sample_ratio = 1.0;
+  CHECK_NOTHROW(Dgc(edge));
 }
 
 TEST_CASE("Dgc rejects non-finite updates and mismatched sizes without touching the state", "[dgc]") {
@@ -640,8 +597,19 @@ TEST_CASE("Dgc rejects non-finite updates and mismatched sizes without touching 
   CHECK(st.momentum.isZero());
   const std::vector<float> y(99, 1.0f);
   CHECK_THROWS_AS(dgc.encode(std::span<const float>(y), st, rng), DimensionError);
+  CHECK_THROWS_WITH(dgc.encode(std::span<const float>(y), st, rng),
+                    Catch::Matchers::Contains("fedpp::Dgc::encode: update size must equal the state dimension 100, got 99"));
   const Dgc with_layout(DgcOptions{}, three_segments());
   CHECK_THROWS_AS(with_layout.make_state<float>(2999), DimensionError);
+  CHECK_THROWS_WITH(with_layout.make_state<float>(2999),
+                    Catch::Matchers::Contains("dim must equal the layout's total 3000, got 2999"));
+  CHECK_NOTHROW(with_layout.make_state<float>(3000));
+  CHECK_THROWS_WITH(dgc.make_state<float>(-1), Catch::Matchers::Contains("fedpp::Dgc::make_state: dim must be >= 0, got -1"));
+  x[37] = 1.0f;
+  x[99] = -std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(dgc.encode(std::span<const float>(x), st, rng),
+                    Catch::Matchers::Contains("update must be finite, got a NaN or infinite value at index, got 99"));
+  CHECK(st.steps == 0);
 }
 
 // ---- runtime and state ----------------------------------------------------------------------------

@@ -1,12 +1,17 @@
-// Qsgd: exact decode against a reference quantiser written from the paper's definition, unbiasedness
-// and the paper's variance, sparsity and code-length bounds, exact sizes, determinism and strict
-// validation of malformed payloads.
+// Qsgd: golden codes and payloads from the standalone generator tests/golden/qsgd_golden.cpp (the
+// documented counter-based RNG re-implemented without fedpp, indices past 2^32 included), a
+// chi-square test of the unit draw, the two-neighbouring-levels rule on many configurations,
+// unbiasedness per bucket, the paper's variance, sparsity and code-length bounds, exact sizes,
+// determinism and strict validation of malformed payloads.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "fedpp/compressors/qsgd.hpp"
@@ -16,6 +21,12 @@ using namespace fedpp;
 using namespace fedpp_test;
 
 namespace {
+
+struct QsgdGoldenBits {
+  std::uint64_t index;
+  std::uint32_t bits;
+};
+#include "golden/qsgd_golden.inc"
 
 // Length of the Elias omega code of k >= 1, from its recursive definition.
 std::uint64_t omega_len(std::uint64_t k) {
@@ -28,19 +39,16 @@ std::uint64_t omega_len(std::uint64_t k) {
   return n;
 }
 
-// Reference quantisation: norms in naive order, then the documented rounding rule, coordinate by coordinate.
+// Reference norms (naive order, rounded up to float32) and, per coordinate, r = |x_i| s / norm: the
+// documented rule sends level floor(r) or floor(r) + 1 (never anything else), whatever the draw.
 template <typename S>
 struct Reference {
   std::vector<float> norms;
-  std::vector<std::uint32_t> level;
-  std::vector<bool> neg;
-  std::vector<S> value;
-  std::uint64_t nnz = 0;
-  std::uint64_t elias_bits = 0;
+  std::vector<S> r;
 };
 
 template <typename S>
-Reference<S> reference(const std::vector<S>& x, std::uint64_t b, std::uint32_t s, QsgdNorm kind, std::uint64_t key) {
+Reference<S> reference(const std::vector<S>& x, std::uint64_t b, std::uint32_t s, QsgdNorm kind) {
   Reference<S> ref;
   const std::uint64_t d = x.size();
   for (std::uint64_t lo = 0; lo < d; lo += b) {
@@ -54,25 +62,11 @@ Reference<S> reference(const std::vector<S>& x, std::uint64_t b, std::uint32_t s
     if (static_cast<double>(f) < acc) f = std::nextafter(f, 1e30f);
     ref.norms.push_back(f);
   }
-  std::uint64_t prev = 0;
   for (std::uint64_t i = 0; i < d; ++i) {
     const S norm = static_cast<S>(ref.norms[i / b]);
     const S smax = static_cast<S>(s);
     S r = norm > 0 ? std::abs(x[i]) * (smax / norm) : S(0);
-    r = std::min(r, smax);
-    const auto l = static_cast<std::uint32_t>(r);
-    const S u = detail::qsgd_unit<S>(detail::qsgd_random_bits(key, i));
-    const std::uint32_t lev = l + (u < r - static_cast<S>(l) ? 1 : 0);
-    const bool n = x[i] < 0 && lev > 0;
-    ref.level.push_back(lev);
-    ref.neg.push_back(n);
-    const S q = norm * (static_cast<S>(lev) / smax);
-    ref.value.push_back(n ? -q : q);
-    if (lev > 0) {
-      ++ref.nnz;
-      ref.elias_bits += omega_len(i + 1 - prev) + 1 + omega_len(lev);
-      prev = i + 1;
-    }
+    ref.r.push_back(std::min(r, smax));
   }
   return ref;
 }
@@ -83,7 +77,7 @@ std::size_t prefix_bytes(std::uint64_t d, std::uint64_t count, std::uint32_t s, 
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Qsgd decodes exactly the quantised value of the reference rule, with exact sizes",
+TEMPLATE_TEST_CASE("Qsgd decodes to one of the two neighbouring levels, with exact norms and sizes",
                    "[compressors][Qsgd]", float, double) {
   using S = TestType;
   struct Cfg {
@@ -108,17 +102,48 @@ TEMPLATE_TEST_CASE("Qsgd decodes exactly the quantised value of the reference ru
     x[4] = -0.0;
     Rng rng(seed * 7);
     Rng copy = rng;
-    const std::uint64_t key = copy();
     Payload p;
     const auto out = round_trip(q, x, rng, &p);
     const std::uint64_t b = q.effective_bucket(c.d);
-    const auto ref = reference(x, b, c.s, c.norm, key);
-    std::size_t mismatches = 0;
-    for (std::size_t i = 0; i < c.d; ++i) mismatches += (out[i] != ref.value[i] || std::signbit(out[i]) != ref.neg[i]) ? 1 : 0;
-    CHECK(mismatches == 0);
+    const auto ref = reference(x, b, c.s, c.norm);
+    const S ss = static_cast<S>(c.s);
+    std::size_t bad = 0, up = 0, fractional = 0;
+    std::uint64_t nnz = 0, elias_bits = 0, prev = 0;
+    for (std::size_t i = 0; i < c.d; ++i) {
+      const S norm = static_cast<S>(ref.norms[i / b]);
+      const auto l = static_cast<std::uint32_t>(std::floor(ref.r[i]));
+      const bool neg = x[i] < 0;
+      auto value = [&](std::uint32_t lev) {
+        const S q = norm * (static_cast<S>(lev) / ss);
+        return (neg && lev > 0) ? -q : q;
+      };
+      std::uint32_t lev;
+      if (out[i] == value(l) && std::signbit(out[i]) == std::signbit(value(l))) {
+        lev = l;
+      } else if (l < c.s && out[i] == value(l + 1) && std::signbit(out[i]) == std::signbit(value(l + 1))) {
+        lev = l + 1;
+        ++up;
+      } else {
+        ++bad;
+        continue;
+      }
+      if (ref.r[i] == static_cast<S>(l) && lev != l) ++bad;  // no fractional part: never rounded up
+      fractional += ref.r[i] != static_cast<S>(l);
+      if (lev > 0) {
+        ++nnz;
+        elias_bits += omega_len(i + 1 - prev) + 1 + omega_len(lev);
+        prev = i + 1;
+      }
+    }
+    CHECK(bad == 0);
+    if (fractional > 100) {  // both neighbours occur (a draw that never rounds up, or always does, fails)
+      CHECK(up > 0);
+      CHECK(up < fractional);
+    }
     CHECK(out[3] == 0);
     CHECK(!std::signbit(out[4]));
     // Exactly one 64-bit draw was taken from the Rng.
+    copy();
     CHECK(rng() == copy());
     const std::uint64_t nb = ref.norms.size();
     if (c.coding == QsgdCoding::packed) {
@@ -126,8 +151,8 @@ TEMPLATE_TEST_CASE("Qsgd decodes exactly the quantised value of the reference ru
       CHECK(p.header().count == c.d);
       CHECK(p.bytes() == prefix_bytes(c.d, c.d, c.s, b, nb) + (c.d * w + 7) / 8);
     } else {
-      CHECK(p.header().count == ref.nnz);
-      CHECK(p.bytes() == prefix_bytes(c.d, ref.nnz, c.s, b, nb) + (ref.elias_bits + 7) / 8);
+      CHECK(p.header().count == nnz);
+      CHECK(p.bytes() == prefix_bytes(c.d, nnz, c.s, b, nb) + (elias_bits + 7) / 8);
     }
     // The bucket norms on the wire are the reference's.
     std::vector<float> wire(nb);
@@ -137,34 +162,40 @@ TEMPLATE_TEST_CASE("Qsgd decodes exactly the quantised value of the reference ru
   }
 }
 
-TEMPLATE_TEST_CASE("Qsgd is unbiased: the mean of seeded draws converges to v within a CLT bound",
+TEMPLATE_TEST_CASE("Qsgd is unbiased: the mean of seeded draws converges to v within a CLT bound, per bucket",
                    "[compressors][Qsgd]", float, double) {
   using S = TestType;
   const std::size_t d = 64;
   const int draws = 10000;
-  const auto v = gaussian<S>(d, 99);
-  for (QsgdNorm kind : {QsgdNorm::l2, QsgdNorm::max}) {
-    for (std::uint32_t s : {1u, 2u, 4u, 16u}) {
-      CAPTURE(s, static_cast<int>(kind));
-      const Qsgd q(s, Qsgd::whole_vector, QsgdCoding::packed, kind);
-      std::vector<double> sum(d, 0.0);
-      for (int t = 0; t < draws; ++t) {
-        Rng rng = make_rng(5, static_cast<std::uint64_t>(t), 0, Purpose::compression);
-        const auto out = round_trip(q, v, rng);
-        for (std::size_t i = 0; i < d; ++i) sum[i] += static_cast<double>(out[i]);
+  ThreadGuard guard;
+  set_max_threads(1);  // tiny encodes: a parallel region per encode would cost more than the work
+  auto v = gaussian<S>(d, 99);
+  for (std::size_t i = 40; i < d; ++i) v[i] *= S(8);  // buckets of very different norms
+  for (Index bucket : {Qsgd::whole_vector, Index{24}}) {  // one bucket; or 24, 24, 16
+    for (QsgdNorm kind : {QsgdNorm::l2, QsgdNorm::max}) {
+      for (std::uint32_t s : {1u, 2u, 4u, 16u}) {
+        CAPTURE(bucket, s, static_cast<int>(kind));
+        const Qsgd q(s, bucket, QsgdCoding::packed, kind);
+        std::vector<double> sum(d, 0.0);
+        for (int t = 0; t < draws; ++t) {
+          Rng rng = make_rng(5, static_cast<std::uint64_t>(t), 0, Purpose::compression);
+          const auto out = round_trip(q, v, rng);
+          for (std::size_t i = 0; i < d; ++i) sum[i] += static_cast<double>(out[i]);
+        }
+        const std::uint64_t b = q.effective_bucket(d);
+        const auto ref = reference(v, b, s, kind);
+        int violations = 0;
+        for (std::size_t i = 0; i < d; ++i) {
+          const double norm = ref.norms[i / b];
+          // One draw is norm/s * (l or l + 1): variance (norm/s)^2 p (1 - p). 5 standard errors.
+          const double r = std::min(std::abs(static_cast<double>(v[i])) * s / norm, double(s));
+          const double p = r - std::floor(r);
+          const double se = norm / s * std::sqrt(p * (1 - p) / draws);
+          const double tol = 5 * se + 1e-5 * norm / s;
+          violations += std::abs(sum[i] / draws - static_cast<double>(v[i])) <= tol ? 0 : 1;
+        }
+        CHECK(violations == 0);
       }
-      const auto ref = reference(v, d, s, kind, 0);
-      const double norm = ref.norms[0];
-      int violations = 0;
-      for (std::size_t i = 0; i < d; ++i) {
-        // One draw is norm/s * (l or l + 1): variance (norm/s)^2 p (1 - p). 5 standard errors.
-        const double r = std::min(std::abs(static_cast<double>(v[i])) * s / norm, double(s));
-        const double p = r - std::floor(r);
-        const double se = norm / s * std::sqrt(p * (1 - p) / draws);
-        const double tol = 5 * se + 1e-5 * norm / s;
-        violations += std::abs(sum[i] / draws - static_cast<double>(v[i])) <= tol ? 0 : 1;
-      }
-      CHECK(violations == 0);
     }
   }
 }
@@ -194,7 +225,7 @@ TEST_CASE("Qsgd variance and sparsity stay within the paper's bounds", "[compres
       CHECK(err <= std::min(dd / (s * s), std::sqrt(dd) / s) * nv2);
       CHECK(nnz <= s * (s + std::sqrt(dd)));
       // And both agree with their exact expectations (so the checks above test the quantiser, not noise).
-      const double norm = reference(v, d, s, QsgdNorm::l2, 0).norms[0];
+      const double norm = reference(v, d, s, QsgdNorm::l2).norms[0];
       double exp_err = 0, exp_nnz = 0;
       for (double x : v) {
         const double r = std::abs(x) * s / norm, p = r - std::floor(r);
@@ -294,8 +325,103 @@ TEST_CASE("Qsgd gives the same bits on 1 and 2 threads and from every kernel", "
     CHECK(detail::sum_squares(x.data(), 100003, 0) == detail::sum_squares(x.data(), 100003, isa));
     CHECK(detail::sum_squares(x.data() + 1, 8191, 0) == detail::sum_squares(x.data() + 1, 8191, isa));
   }
-  // Indices past 2^32 use the high bits: the counter-based draws differ from those of i mod 2^32.
-  CHECK(detail::qsgd_random_bits(5, 7) != detail::qsgd_random_bits(5, (1ULL << 32) + 7));
+  if (detail::qsgd_isa() < 2)
+    WARN("this CPU lacks " << (detail::qsgd_isa() < 1 ? "AVX2 and AVX-512" : "AVX-512")
+                           << ": those QSGD kernels were not compared with the base kernel");
+}
+
+// ---- golden values (tests/golden/qsgd_golden.cpp) ---------------------------------------------
+
+TEST_CASE("Qsgd counter-based bits equal the documented hash, including indices at and past 2^32",
+          "[compressors][Qsgd]") {
+  for (const QsgdGoldenBits& g : qsgd_golden_bits) {
+    CAPTURE(g.index);
+    CHECK(detail::qsgd_random_bits(qsgd_golden_key, g.index) == g.bits);
+  }
+}
+
+TEST_CASE("Qsgd quantisation kernels give the golden codes (every kernel this CPU runs)", "[compressors][Qsgd]") {
+  const std::uint32_t* f32[2] = {qsgd_golden_codes_f32_0, qsgd_golden_codes_f32_1};
+  const std::uint32_t* f64[2] = {qsgd_golden_codes_f64_0, qsgd_golden_codes_f64_1};
+  std::vector<float> xf(qsgd_golden_kernel_x, qsgd_golden_kernel_x + 16);
+  const std::vector<double> xd(qsgd_golden_kernel_x, qsgd_golden_kernel_x + 16);
+  for (int isa = 0; isa <= detail::qsgd_isa(); ++isa)
+    for (int f = 0; f < 2; ++f) {
+      CAPTURE(isa, f);
+      std::vector<std::uint32_t> got(16);
+      detail::qsgd_codes_kernel<float>(isa)(xf.data(), 16, 8.0f / 3.0f, 8.0f, qsgd_golden_key, qsgd_golden_firsts[f],
+                                            got.data());
+      CHECK(got == std::vector<std::uint32_t>(f32[f], f32[f] + 16));
+      detail::qsgd_codes_kernel<double>(isa)(xd.data(), 16, 8.0 / 3.0, 8.0, qsgd_golden_key, qsgd_golden_firsts[f],
+                                             got.data());
+      CHECK(got == std::vector<std::uint32_t>(f64[f], f64[f] + 16));
+    }
+  // The high half of the counter matters: the codes at 2^32 + 4096 are not those at 4096.
+  CHECK(std::vector<std::uint32_t>(qsgd_golden_codes_f32_0, qsgd_golden_codes_f32_0 + 16) !=
+        std::vector<std::uint32_t>(qsgd_golden_codes_f32_1, qsgd_golden_codes_f32_1 + 16));
+}
+
+namespace {
+template <typename S, std::size_t N, std::size_t M>
+void check_qsgd_golden_payload(const Qsgd& q, std::uint64_t seed, std::uint64_t key, const std::uint8_t (&bytes)[N],
+                               const S (&decoded)[M]) {
+  const std::vector<S> x(qsgd_golden_payload_x, qsgd_golden_payload_x + M);
+  Rng rng(seed), peek = rng;
+  REQUIRE(peek() == key);  // the one datum the golden program takes from fedpp
+  auto st = q.make_state<S>(static_cast<Index>(M));
+  const Payload p = q.encode(std::span<const S>(x), st, rng);
+  CHECK(bytes_of(p) == std::vector<std::uint8_t>(bytes, bytes + N));
+  std::vector<S> out(M, S(9));
+  q.decode(Payload(std::vector<std::uint8_t>(bytes, bytes + N)), std::span<S>(out));
+  for (std::size_t i = 0; i < M; ++i) {
+    CAPTURE(i);
+    CHECK(out[i] == decoded[i]);
+    CHECK(std::signbit(out[i]) == std::signbit(decoded[i]));
+  }
+}
+}  // namespace
+
+TEST_CASE("Qsgd payloads equal the golden bytes and decode to the golden values", "[compressors][Qsgd]") {
+  // d = 11 in buckets of 4, 4, 3; s = 4: 4-bit fields, 44 bits and 4 zero padding bits.
+  check_qsgd_golden_payload<float>(Qsgd(4, 4), 2024, qsgd_golden_key_2024, qsgd_golden_packed_f32_bytes,
+                                   qsgd_golden_packed_f32_decoded);
+  check_qsgd_golden_payload<double>(Qsgd(4, 4), 2024, qsgd_golden_key_2024, qsgd_golden_packed_f64_bytes,
+                                    qsgd_golden_packed_f64_decoded);
+  check_qsgd_golden_payload<float>(Qsgd(4, 4, QsgdCoding::elias_omega), 77, qsgd_golden_key_77,
+                                   qsgd_golden_elias_f32_bytes, qsgd_golden_elias_f32_decoded);
+  check_qsgd_golden_payload<double>(Qsgd(3, Qsgd::whole_vector), 77, qsgd_golden_key_77, qsgd_golden_whole_f64_bytes,
+                                    qsgd_golden_whole_f64_decoded);
+}
+
+TEMPLATE_TEST_CASE("Qsgd's unit draw is uniform on [0, 1): chi-square over 64 bins, below and above 2^32",
+                   "[compressors][Qsgd]", float, double) {
+  using S = TestType;
+  constexpr int bins = 64;
+  constexpr std::uint64_t n = 1 << 16;
+  for (std::uint64_t base : {std::uint64_t{0}, (std::uint64_t{1} << 32) - n / 2, std::uint64_t{5} << 40}) {
+    CAPTURE(base);
+    std::vector<double> count(bins, 0.0);
+    S lo = 1, hi = 0;
+    for (std::uint64_t i = base; i < base + n; ++i) {
+      const S u = detail::qsgd_unit<S>(detail::qsgd_random_bits(0x9e3779b97f4a7c15ULL, i));
+      lo = std::min(lo, u);
+      hi = std::max(hi, u);
+      REQUIRE(u >= S(0));
+      REQUIRE(u < S(1));
+      count[static_cast<std::size_t>(static_cast<double>(u) * bins)] += 1;
+    }
+    double chi2 = 0;
+    const double expect = static_cast<double>(n) / bins;
+    for (double c : count) chi2 += (c - expect) * (c - expect) / expect;
+    // 63 degrees of freedom: P(chi2 > 156) is about 1e-9 (Wilson-Hilferty), mean 63.
+    CHECK(chi2 < 156.0);
+    CHECK(lo < S(1.0 / 4096));  // the whole range is reached
+    CHECK(hi > S(1 - 1.0 / 4096));
+  }
+  // The draw has the documented resolution: float uses the top 24 bits, double all 32.
+  CHECK(detail::qsgd_unit<S>(0xffffffffu) == (std::is_same_v<S, float> ? S(1) - S(0x1.0p-24) : S(1) - S(0x1.0p-32)));
+  CHECK(detail::qsgd_unit<S>(0x00000100u) == (std::is_same_v<S, float> ? S(0x1.0p-24) : S(0x1.0p-24)));
+  CHECK(detail::qsgd_unit<S>(0x000000ffu) == (std::is_same_v<S, float> ? S(0) : S(255 * 0x1.0p-32)));
 }
 
 TEST_CASE("Qsgd validates its parameters", "[compressors][Qsgd]") {
