@@ -2,10 +2,17 @@
 // the conversion of image/label arrays into a Dataset.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -267,7 +274,7 @@ TEST_CASE("standardizing_transform matches a brute-force mean and standard devia
   CHECK(standardizing_transform(constant).offset == 7.0);
 }
 
-TEST_CASE("load_idx_dataset streams files into the same Dataset as idx_to_dataset", "[data][idx]") {
+TEST_CASE("load_idx_dataset streams files into features computed from the raw pixels", "[data][idx]") {
   TempDir dir("fedpp_idx_test");
   const auto pixels = random_bytes(30 * 4 * 5, 21);
   std::vector<std::uint8_t> labels(30);
@@ -275,23 +282,47 @@ TEST_CASE("load_idx_dataset streams files into the same Dataset as idx_to_datase
   const std::string img = dir.file("img.gz"), lbl = dir.file("lbl");
   write_gzip(img, idx_bytes({30, 4, 5}, pixels));
   write_plain(lbl, idx_bytes({30}, labels));
-  const IdxArray ia{{30, 4, 5}, pixels}, la{{30}, labels};
 
   for (std::size_t limit : {all_samples, std::size_t{11}, std::size_t{0}}) {
+    const std::size_t n = std::min<std::size_t>(limit, 30);
+    CAPTURE(n);
+    // Brute-force statistics of the kept pixels (two passes, in double).
+    double mean = 0.0, var = 0.0;
+    for (std::size_t i = 0; i < n * 20; ++i) mean += pixels[i];
+    mean = n ? mean / static_cast<double>(n * 20) : 0.0;
+    for (std::size_t i = 0; i < n * 20; ++i) var += (pixels[i] - mean) * (pixels[i] - mean);
+    const double sd = n ? std::sqrt(var / static_cast<double>(n * 20)) : 1.0;
+
     const auto ds = load_idx_dataset<float>(img, lbl, 4, limit);
-    const auto ref = idx_to_dataset<float>(ia, la, 4, limit);
-    CHECK(ds->features == ref.features);
-    CHECK(ds->labels == ref.labels);
-    CHECK(ds->num_classes == 4);
     const auto st = load_idx_dataset<double>(img, lbl, 4, limit, Normalization::standardize);
-    const auto st_ref = idx_to_dataset<double>(ia, la, 4, limit, standardizing_transform(ia, limit));
-    CHECK(st->features == st_ref.features);
     const auto raw = load_idx_dataset<double>(img, lbl, 4, limit, Normalization::raw);
-    CHECK(raw->features == idx_to_dataset<double>(ia, la, 4, limit, PixelTransform{0.0, 1.0}).features);
+    REQUIRE(ds->size() == static_cast<Index>(n));
+    REQUIRE(ds->dim() == 20);
+    REQUIRE(st->size() == static_cast<Index>(n));
+    REQUIRE(raw->size() == static_cast<Index>(n));
+    CHECK(ds->num_classes == 4);
+    CHECK(ds->labels == std::vector<Label>(labels.begin(), labels.begin() + static_cast<std::ptrdiff_t>(n)));
+    Index bad_unit = 0, bad_raw = 0, bad_st = 0;
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t r = 0; r < 20; ++r) {
+        const double px = pixels[j * 20 + r];
+        const auto R = static_cast<Index>(r), J = static_cast<Index>(j);
+        bad_unit += ds->features(R, J) != static_cast<float>(px / 255.0);
+        bad_raw += raw->features(R, J) != px;
+        bad_st += std::abs(st->features(R, J) - (px - mean) / sd) > 1e-12;
+      }
+    CHECK(bad_unit == 0);
+    CHECK(bad_raw == 0);
+    CHECK(bad_st == 0);
   }
   const auto st = load_idx_dataset<double>(img, lbl, 4, all_samples, Normalization::standardize);
   CHECK(std::abs(st->features.mean()) < 1e-12);
   CHECK(std::sqrt((st->features.array() - st->features.mean()).square().mean()) == Approx(1.0).epsilon(1e-12));
+
+  // num_classes outside [1, 256] is an argument error naming the function.
+  CHECK_THROWS_AS(load_idx_dataset<float>(img, lbl, 0), InvalidArgument);
+  CHECK_THROWS_WITH(load_idx_dataset<float>(img, lbl, 257),
+                    "fedpp::load_idx_dataset: num_classes must be in [1, 256], got 257");
 
   // Count mismatch names both files; a bad label names the label file; a truncated image file is caught.
   const std::string lbl29 = dir.file("lbl29");
@@ -306,4 +337,80 @@ TEST_CASE("load_idx_dataset streams files into the same Dataset as idx_to_datase
   tb.push_back(1);
   write_gzip(trail, tb);
   check_data_error([&] { load_idx_dataset<float>(trail, lbl, 4, 5); }, trail, {"trailing bytes"});
+}
+
+TEST_CASE("read_idx reports a file that exists but cannot be opened", "[data][idx]") {
+  // A Unix socket exists and is not a folder, but open() refuses it (ENXIO), even for root.
+  TempDir dir("fedpp_idx_test");
+  const std::string p = dir.file("sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  REQUIRE(p.size() < sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, p.c_str(), p.size() + 1);
+  const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  ::close(fd);
+  REQUIRE(bound == 0);
+  check_data_error([&] { read_idx(p); }, p, {"fedpp::read_idx", "cannot open ("});
+}
+
+TEST_CASE("read_idx rejects an outer size that makes the header implausible", "[data][idx]") {
+  TempDir dir("fedpp_idx_test");
+  const std::string p = dir.file("x");
+  // Inner sizes 2^10 are fine; 2^30 items of them exceed 2^34 elements.
+  write_plain(p, idx_bytes({1u << 30, 1u << 10}, {1, 2, 3}));
+  check_data_error([&] { read_idx(p); }, p, {"implausible header", "got 1073741824 x 1024"});
+  // Just at the cap (2^24 x 2^10 = 2^34): not implausible, only truncated.
+  write_plain(p, idx_bytes({1u << 24, 1u << 10}, {1, 2, 3}));
+  check_data_error([&] { read_idx(p); }, p, {"truncated data", "got 3"});
+}
+
+TEST_CASE("IdxFile refuses to read past the body its header declares", "[data][idx]") {
+  TempDir dir("fedpp_idx_test");
+  const std::string p = dir.file("x");
+  write_plain(p, idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6, 7}));  // one trailing byte
+  detail::IdxFile f(p, "fedpp::Test", 2);
+  CHECK(f.body_size() == 6);
+  CHECK(f.item_size() == 3);
+  CHECK(f.items() == 2);
+  std::uint8_t buf[8] = {};
+  f.read_body(buf, 4);
+  CHECK(buf[3] == 4);
+  CHECK_THROWS_WITH(f.read_body(buf, 3), "fedpp::Test: internal: read past the declared IDX body, got 3");
+  f.read_body(buf, 2);
+  CHECK(buf[1] == 6);
+}
+
+TEST_CASE("idx_to_dataset errors name the function, the rule and the value", "[data][idx]") {
+  const IdxArray images{{3, 2, 2}, std::vector<std::uint8_t>(12, 1)};
+  const IdxArray labels{{3}, {2, 0, 1}};
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, labels, 257),
+                    "fedpp::idx_to_dataset: num_classes must be in [1, 256], got 257");
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, labels, 0),
+                    "fedpp::idx_to_dataset: num_classes must be in [1, 256], got 0");
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, labels, 3, all_samples, PixelTransform{0.0, 0.0}),
+                    Catch::StartsWith("fedpp::idx_to_dataset: PixelTransform scale") && Catch::EndsWith("got 0"));
+  CHECK_THROWS_AS(idx_to_dataset<float>(images, labels, 3, all_samples,
+                                        PixelTransform{std::numeric_limits<double>::infinity(), 1.0}),
+                  InvalidArgument);
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, images, 3),
+                    "fedpp::idx_to_dataset: labels must be a 1-d IDX array; number of dimensions, got 3");
+  CHECK_THROWS_AS(idx_to_dataset<float>(IdxArray{}, IdxArray{{0}, {}}, 3), DataError);
+  CHECK_THROWS_WITH(idx_to_dataset<float>(IdxArray{}, IdxArray{{0}, {}}, 3),
+                    "fedpp::idx_to_dataset: images must have at least one dimension");
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, IdxArray{{2}, {0, 1}}, 3),
+                    "fedpp::idx_to_dataset: images (3) and labels must have the same count, got 2");
+  // Arrays whose data is shorter than their dims (built by hand, not read from a file).
+  const IdxArray short_images{{3, 2, 2}, std::vector<std::uint8_t>(11, 1)};
+  CHECK_THROWS_WITH(idx_to_dataset<float>(short_images, labels, 3),
+                    "fedpp::idx_to_dataset: array data is shorter than its dims declare");
+  CHECK_NOTHROW(idx_to_dataset<float>(short_images, labels, 3, 2));  // the first two images are complete
+  const IdxArray short_labels{{3}, {2, 0}};
+  CHECK_THROWS_AS(idx_to_dataset<float>(images, short_labels, 3), DataError);
+  CHECK_THROWS_WITH(idx_to_dataset<float>(images, IdxArray{{3}, {2, 0, 3}}, 3),
+                    "fedpp::idx_to_dataset: label 2 must be in [0, 3), got 3");
+  // The label check covers only the kept samples; a limit beyond the count keeps all.
+  CHECK(idx_to_dataset<float>(images, IdxArray{{3}, {2, 0, 3}}, 3, 2).labels == std::vector<Label>{2, 0});
+  CHECK(idx_to_dataset<float>(images, labels, 3, 99).size() == 3);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 #include <vector>
@@ -442,4 +443,120 @@ TEST_CASE("label_histogram, classes_to_cover, total_variation, summarize_partiti
   CHECK(s.mean_classes_to_cover == 1.0);
   CHECK(s.mean_tv == 0.5);
   CHECK(summarize_partition(std::vector<DatasetView<float>>{}).clients == 0);
+}
+
+// ---- seeded behaviour against exact predictions ---------------------------------------------------
+
+TEST_CASE("iid_split draws every permutation equally often", "[data][partition][iid]") {
+  // One client over 3 samples: the view is the shuffled permutation. Over 6000 seeds each of the
+  // 3! = 6 permutations should appear 1000 +- 5 sd (sd = sqrt(6000 * 1/6 * 5/6) = 28.9) times; a
+  // biased shuffle (e.g. Sattolo's off-by-one, which only makes cycles) misses some entirely.
+  const auto ds = balanced(3, 1);
+  std::map<std::vector<std::uint32_t>, int> seen;
+  for (std::uint64_t seed = 0; seed < 6000; ++seed) ++seen[iid_split(ds, 1, seed)[0].indices];
+  REQUIRE(seen.size() == 6);
+  for (const auto& [perm, count] : seen) {
+    INFO("permutation " << perm[0] << perm[1] << perm[2]);
+    CHECK(std::abs(count - 1000) < 145);
+  }
+}
+
+TEST_CASE("iid_split cuts the permutation at floor(c N / n)", "[data][partition][iid]") {
+  // N = 10, n = 4: cuts at 0, 2, 5, 7, 10, so the sizes are 2, 3, 2, 3 in client order.
+  const auto views = iid_split(balanced(2, 5), 4, 3);
+  CHECK(client_sizes(views) == std::vector<Index>{2, 3, 2, 3});
+}
+
+TEST_CASE("dirichlet_split with a huge alpha cuts each class at floor(cumsum(1/n) * |class|)",
+          "[data][partition][dirichlet]") {
+  // alpha = 1e7 gives p = 1/3 +- 1e-3 per client, far from the rounding boundaries: with 10 samples
+  // per class the cuts fall at floor(3.33) = 3 and floor(6.67) = 6, so clients 0 and 1 get 3 samples
+  // of every class and client 2 gets 4. Every client stays below N / n = 10 before the last class,
+  // so the balancing step never intervenes.
+  const auto ds = balanced(3, 10);
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    const auto views = dirichlet_split(ds, 3, 1e7, seed);
+    REQUIRE(views.size() == 3);
+    CHECK(label_histogram(views[0]) == std::vector<Index>{3, 3, 3});
+    CHECK(label_histogram(views[1]) == std::vector<Index>{3, 3, 3});
+    CHECK(label_histogram(views[2]) == std::vector<Index>{4, 4, 4});
+    CHECK(each_sample_once(views, ds->size()));
+  }
+}
+
+TEST_CASE("dirichlet_split stops giving to a client once it holds N / n samples", "[data][partition][dirichlet]") {
+  // alpha = 1e-200: every Dirichlet draw is one-hot, so a class goes whole to one client. Two
+  // classes of 5 over 2 clients: the client that took class 0 holds N / n = 5 samples and must get
+  // none of class 1, so both clients end with 5 samples of one class, on every seed (no retries).
+  const auto ds = balanced(2, 5);
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    const auto views = dirichlet_split(ds, 2, 1e-200, seed, 0, 1);
+    REQUIRE(views.size() == 2);
+    CHECK(client_sizes(views) == std::vector<Index>{5, 5});
+    CHECK(distinct_classes(views[0]) == 1);
+    CHECK(distinct_classes(views[1]) == 1);
+  }
+}
+
+TEST_CASE("shard_split shuffles the samples within a label before cutting shards", "[data][partition][shards]") {
+  // Interleaved labels: class k is the samples k, k + 10, k + 20, ... Without the shuffle a shard
+  // would be a run of consecutive samples of its class (indices in steps of 10).
+  const auto ds = balanced(10, 600);
+  const auto views = shard_split(ds, 100, 1, 5);
+  int runs = 0;
+  for (const auto& v : views) {
+    std::vector<std::uint32_t> idx = v.indices;
+    REQUIRE(idx.size() == 60);
+    std::sort(idx.begin(), idx.end());
+    bool run = true;
+    for (std::size_t i = 1; i < idx.size(); ++i) run = run && idx[i] - idx[i - 1] == 10;
+    runs += run;
+  }
+  CHECK(runs == 0);
+}
+
+TEST_CASE("pathological_prior_split gives every client exactly its classes_per_client classes",
+          "[data][partition]") {
+  // 100 slots per client (2000 samples, 20 clients): a client drawing from c <= 5 classes misses one
+  // of them with probability at most 5 * (4/5)^100 < 1e-9, so every client shows exactly c classes.
+  const auto ds = balanced(10, 200);
+  for (int c : {1, 2, 5}) {
+    const auto views = pathological_prior_split(ds, 20, c, 4);
+    for (const auto& v : views) CHECK(distinct_classes(v) == c);
+  }
+}
+
+TEST_CASE("partitioner and sampler errors name the function, the rule and the value", "[data][partition]") {
+  const auto ds = balanced(3, 10);
+  CHECK_THROWS_WITH(iid_split(std::shared_ptr<const Dataset<float>>{}, 2, 1),
+                    "fedpp::iid_split: dataset must not be null");
+  auto no_classes = std::make_shared<Dataset<float>>(*ds);
+  no_classes->num_classes = 0;
+  CHECK_THROWS_WITH(shard_split(no_classes, 2, 1, 1), "fedpp::shard_split: dataset num_classes must be >= 1, got 0");
+  auto short_labels = std::make_shared<Dataset<float>>(*ds);
+  short_labels->labels.pop_back();
+  CHECK_THROWS_WITH(dirichlet_split(short_labels, 2, 1.0, 1),
+                    "fedpp::dirichlet_split: dataset labels must have one entry per feature column (30), got 29");
+  auto negative = std::make_shared<Dataset<float>>(*ds);
+  negative->labels[0] = -1;
+  CHECK_THROWS_WITH(dirichlet_prior_split(negative, 2, 1.0, 1),
+                    "fedpp::dirichlet_prior_split: dataset labels must be in [0, 3), got -1");
+  CHECK_THROWS_WITH(iid_split(ds, 31, 1), "fedpp::iid_split: num_clients must be in [1, 30] (the number of samples), got 31");
+  CHECK_THROWS_WITH(dirichlet_split(ds, 3, 1.0, 1, -1, 0), "fedpp::dirichlet_split: max_retries must be >= 1, got 0");
+  CHECK_THROWS_WITH(pathological_prior_split(ds, 3, 4, 1),
+                    "fedpp::pathological_prior_split: classes_per_client must be in [1, 3], got 4");
+  CHECK_THROWS_WITH(pathological_prior_split(ds, 3, 0, 1),
+                    "fedpp::pathological_prior_split: classes_per_client must be in [1, 3], got 0");
+  CHECK_THROWS_WITH(shard_split(ds, 10, 0, 1),
+                    "fedpp::shard_split: shards_per_client must be in [1, N / num_clients = 3], got 0");
+  CHECK_NOTHROW(shard_split(ds, 10, 3, 1));
+  auto rng = make_rng(1, 0, 0, Purpose::user);
+  CHECK_THROWS_WITH(gamma_sample(rng, 0.0), "fedpp::log_gamma_sample: alpha must be finite and > 0, got 0");
+  CHECK_THROWS_WITH(dirichlet_sample(rng, 1.0, 0), "fedpp::dirichlet_sample: k must be >= 1, got 0");
+  CHECK(dirichlet_sample(rng, 1.0, 1) == std::vector<double>{1.0});
+  CHECK_THROWS_WITH(total_variation(std::vector<Index>{1}, std::vector<Index>{1, 1}),
+                    "fedpp::total_variation: histograms must have the same length (1), got 2");
+  CHECK_THROWS_WITH(total_variation(std::vector<Index>{2, 0}, std::vector<Index>{0, 0}),
+                    "fedpp::total_variation: histograms must have a positive total, got 0");
 }

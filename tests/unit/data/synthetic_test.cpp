@@ -184,3 +184,62 @@ TEST_CASE("synthetic generators validate their arguments", "[data][synthetic]") 
   CHECK_THROWS_WITH(LinearTeacher(3, 2, 1, 1.5), Catch::Contains("fedpp::LinearTeacher: label_noise must be in [0, 1], got 1.5"));
   CHECK_THROWS_AS(LinearTeacher(3, 2, 1, nan), InvalidArgument);
 }
+
+TEST_CASE("GaussianMixture noise is isotropic: uncorrelated coordinates of variance noise^2", "[data][synthetic]") {
+  // Odd dimension, so the last coordinate comes from an unpaired Box-Muller draw.
+  const double noise = 0.5;
+  const GaussianMixture mix(2, 5, 1.0, 4, noise);
+  const auto ds = mix.generate<double>(20000, 6);
+  Matrix<double> cov = Matrix<double>::Zero(5, 5);
+  for (Index j = 0; j < ds->size(); ++j) {
+    const Vector<double> z = ds->features.col(j) - mix.means().col(ds->labels[static_cast<std::size_t>(j)]);
+    cov += z * z.transpose();
+  }
+  cov /= static_cast<double>(ds->size());
+  // Each entry of the sample covariance has standard error about noise^2 / sqrt(n) = 0.0018.
+  for (Index a = 0; a < 5; ++a)
+    for (Index b = 0; b < 5; ++b) {
+      CAPTURE(a, b);
+      CHECK(cov(a, b) == Approx(a == b ? noise * noise : 0.0).margin(0.012));
+    }
+}
+
+TEST_CASE("LinearTeacher with label_noise 1 draws every label uniformly", "[data][synthetic]") {
+  // Every label is replaced by a uniform class: each of the 4 classes holds 5000 +- 5 sd
+  // (sd = sqrt(20000 * 1/4 * 3/4) = 61) of 20000 samples, whatever the teacher says.
+  const LinearTeacher t(4, 3, 8, 1.0);
+  const auto ds = t.generate(20000, 2);
+  const auto h = class_counts(*ds);
+  for (Index c : h) CHECK(std::abs(c - 5000) < 310);
+  // Without noise the labels are the teacher's.
+  const LinearTeacher clean(4, 3, 8);
+  const auto dc = clean.generate<double>(500, 2);
+  for (Index j = 0; j < dc->size(); ++j) REQUIRE(dc->labels[static_cast<std::size_t>(j)] == clean.classify(dc->features.col(j)));
+}
+
+TEST_CASE("GaussianMixture labels are i mod C before the shuffle", "[data][synthetic]") {
+  // n = 2C + 3 samples: classes 0..2 get 3 samples, the others 2.
+  const GaussianMixture mix(5, 2, 1.0, 1);
+  const auto h = class_counts(*mix.generate(13, 3));
+  CHECK(h == std::vector<Index>{3, 3, 3, 2, 2});
+}
+
+TEST_CASE("synthetic generator errors name the class, the parameter and the value", "[data][synthetic]") {
+  const GaussianMixture mix(2, 3, 1.0, 1);
+  const Index too_many = (Index{1} << 32) + 1;
+  CHECK_THROWS_WITH(mix.generate(too_many, 1), "fedpp::GaussianMixture::generate: n must be in [0, 2^32], got 4294967297");
+  CHECK_THROWS_WITH(mix.generate(-1, 1), "fedpp::GaussianMixture::generate: n must be in [0, 2^32], got -1");
+  const LinearTeacher t(3, 2, 1);
+  CHECK_THROWS_WITH(t.generate(too_many, 1), "fedpp::LinearTeacher::generate: n must be in [0, 2^32], got 4294967297");
+  CHECK_THROWS_WITH(t.generate(-3, 1), "fedpp::LinearTeacher::generate: n must be in [0, 2^32], got -3");
+  CHECK_THROWS_WITH(t.classify(Vector<double>::Zero(3)), "fedpp::LinearTeacher: x must have dim() entries (2), got 3");
+  CHECK_THROWS_WITH(GaussianMixture(2, 0, 1.0, 1), "fedpp::GaussianMixture: dim must be >= 1, got 0");
+  CHECK_THROWS_WITH(GaussianMixture(2, 3, -1.0, 1), "fedpp::GaussianMixture: separation must be finite and >= 0, got -1");
+  CHECK_THROWS_WITH(GaussianMixture(2, 3, 1.0, 1, -0.5), "fedpp::GaussianMixture: noise must be finite and >= 0, got -0.5");
+  CHECK_THROWS_AS(GaussianMixture(2, 3, 1.0, 1, std::numeric_limits<double>::infinity()), InvalidArgument);
+  CHECK_THROWS_WITH(LinearTeacher(1, 3, 1), "fedpp::LinearTeacher: num_classes must be >= 2, got 1");
+  CHECK_THROWS_WITH(LinearTeacher(3, 0, 1), "fedpp::LinearTeacher: dim must be >= 1, got 0");
+  CHECK_THROWS_WITH(LinearTeacher(3, 2, 1, -0.1), "fedpp::LinearTeacher: label_noise must be in [0, 1], got -0.1");
+  CHECK_NOTHROW(GaussianMixture(1, 1, 0.0, 1, 0.0));
+  CHECK_NOTHROW(LinearTeacher(2, 1, 1, 1.0));
+}
