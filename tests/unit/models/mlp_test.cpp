@@ -7,6 +7,7 @@
 #include <limits>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fedpp/models/mlp.hpp"
@@ -473,4 +474,61 @@ TEST_CASE("Mlp gradient descent fits separable Gaussian blobs", "[models][Mlp][t
       pr.y.push_back(k);
     }
   CHECK(train_full_batch(Mlp<float>({d, 16, 8, classes}), pr, 300, 0.1f, 2) >= 0.99);
+}
+
+TEST_CASE("Mlp loss, gradient and evaluation of a hand-computed 2-2-2 network", "[models][Mlp][gradient]") {
+  // W1 = [[1, -1], [0.5, 0.25]], b1 = [1, 0], W2 = [[2, 3], [-1, 1]], b2 = [0.5, -0.5].
+  // Sample 1: x = (1, 2), y = 1. z1 = (1 - 2 + 1, 0.5 + 0.5 + 0) = (0, 1), a1 = (0, 1) (unit 1 sits
+  //   exactly at the ReLU kink, whose derivative is taken as 0); z2 = (3.5, 0.5); loss log(1 + e^3);
+  //   with q = 1 / (1 + e^-3): dz2 = (q, -q), dW2 = [[0, q], [0, -q]], da1 = W2^T dz2 = (3q, 2q),
+  //   dz1 = (0, 2q), dW1 = [[0, 0], [2q, 4q]], db1 = (0, 2q).
+  // Sample 2: x = (0, 0), y = 0. z1 = b1 = (1, 0), a1 = (1, 0); z2 = (2.5, -1.5); loss log(1 + e^-4);
+  //   with r = 1 / (1 + e^4): dz2 = (-r, r), dW2 = [[-r, 0], [r, 0]], da1 = (-3r, -2r),
+  //   dz1 = (-3r, 0) (unit 2 at the kink), dW1 = 0 (x = 0), db1 = (-3r, 0).
+  // The batch gradient is the mean of the two.
+  const Mlp<double> model({2, 2, 2});
+  REQUIRE(model.num_params() == 12);
+  Vector<double> p(12);
+  p << 1, -1, 0.5, 0.25, 1, 0, 2, 3, -1, 1, 0.5, -0.5;
+  Matrix<double> X(2, 2);
+  X << 1, 0,  //
+      2, 0;
+  const std::vector<Label> y{1, 0};
+  const double q = 1.0 / (1.0 + std::exp(-3.0)), r = 1.0 / (1.0 + std::exp(4.0));
+  Vector<double> want(12);
+  want << 0, 0, 2 * q, 4 * q,  // dW1
+      -3 * r, 2 * q,           // db1
+      -r, q, r, -q,            // dW2
+      q - r, r - q;            // db2
+  want /= 2.0;
+  Vector<double> g(12);
+  const double loss = model.loss_and_gradient(as_span(std::as_const(p)), X, y, as_span(g));
+  CHECK(loss == Approx((std::log1p(std::exp(3.0)) + std::log1p(std::exp(-4.0))) / 2).epsilon(1e-15));
+  CHECK((g - want).cwiseAbs().maxCoeff() <= 1e-15);
+  const EvalResult e = model.evaluate(as_span(std::as_const(p)), X, y);
+  CHECK(e.count == 2);
+  CHECK(e.correct == 1);  // sample 1 is predicted 0, sample 2 is predicted 0
+  CHECK(e.loss_sum == Approx(std::log1p(std::exp(3.0)) + std::log1p(std::exp(-4.0))).epsilon(1e-15));
+}
+
+TEST_CASE("Mlp init draws (2u - 1) * a per weight in flat order and zeroes every bias", "[models][Mlp][init]") {
+  // The documented rule: one rng.uniform() u per weight, layer by layer; He bound sqrt(6 / fan_in)
+  // for layers feeding a ReLU, Glorot bound sqrt(6 / (fan_in + fan_out)) for the output layer.
+  const Mlp<double> model({3, 4, 5, 2});
+  Vector<double> p = Vector<double>::Constant(model.num_params(), std::numeric_limits<double>::quiet_NaN());
+  auto rng = make_rng(5, 0, 0, Purpose::model_init);
+  model.init_params(p, rng);
+  REQUIRE(p.size() == model.num_params());
+  auto draws = make_rng(5, 0, 0, Purpose::model_init);
+  const std::vector<std::pair<Index, Index>> layers{{3, 4}, {4, 5}, {5, 2}};  // (fan_in, fan_out)
+  Index off = 0, bad = 0;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const auto [in, out] = layers[l];
+    const double a = l + 1 < layers.size() ? std::sqrt(6.0 / static_cast<double>(in))
+                                           : std::sqrt(6.0 / static_cast<double>(in + out));
+    for (Index i = 0; i < in * out; ++i) bad += p(off++) != (2.0 * draws.uniform() - 1.0) * a;
+    for (Index i = 0; i < out; ++i) bad += p(off++) != 0.0;
+  }
+  CHECK(off == model.num_params());
+  CHECK(bad == 0);
 }

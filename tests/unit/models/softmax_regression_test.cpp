@@ -337,3 +337,18 @@ TEST_CASE("SoftmaxRegression gradient descent separates Gaussian blobs", "[model
   CHECK(after.accuracy() >= 0.99);
   CHECK(before.accuracy() < 0.9);
 }
+
+TEST_CASE("SoftmaxRegression init draws (2u - 1) * sqrt(6 / (d + C)) per weight, bias zero",
+          "[models][SoftmaxRegression][init]") {
+  const SoftmaxRegression<float> model(7, 3);
+  Vector<float> p = Vector<float>::Constant(model.num_params(), std::numeric_limits<float>::quiet_NaN());
+  auto rng = make_rng(2, 0, 0, Purpose::model_init);
+  model.init_params(p, rng);
+  REQUIRE(p.size() == 24);
+  auto draws = make_rng(2, 0, 0, Purpose::model_init);
+  const double a = std::sqrt(6.0 / 10.0);
+  Index bad = 0;
+  for (Index i = 0; i < 21; ++i) bad += p(i) != static_cast<float>((2.0 * draws.uniform() - 1.0) * a);
+  CHECK(bad == 0);
+  CHECK(p.tail(3).isZero(0.0f));
+}
