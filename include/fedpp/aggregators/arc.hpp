@@ -26,8 +26,10 @@ namespace fedpp {
  * Clipping in Byzantine-Resilient Distributed Learning", arXiv:2405.14432.
  * k = floor(2 f (n - f) / n) (integer arithmetic); the updates are ordered by (norm, column
  * index); the k last ones are scaled to the norm of the (n - k)-th (x -> x * threshold / ||x||
- * when ||x|| > threshold); k = 0 changes nothing. Ids and weights are kept; the batch goes to the
- * inner rule (default: WeightedMean). Requires n > f. Norms in double (detail/dist_sweep.hpp).
+ * when ||x|| > threshold); k = 0 changes nothing. The order among equal norms cannot change the
+ * result (a norm equal to the threshold is not above it; equal norms above it get equal
+ * factors). Ids and weights are kept; the batch goes to the inner rule (default:
+ * WeightedMean). Requires n > f. Norms in double (detail/dist_sweep.hpp).
  * ByzFL computes k in floating point (int((2f/n)(n-f))), which can differ by one where the
  * exact value is an integer that rounds below it. Inputs must be finite.
  * Memory: a clipped copy of the batch.

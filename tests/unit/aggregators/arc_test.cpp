@@ -38,14 +38,14 @@ TEST_CASE("Arc clips floor(2 f (n - f) / n) updates", "[aggregators][Arc]") {
   CHECK(Arc<>(4).num_clipped(9) == 4);   // 40/9
 }
 
-TEMPLATE_TEST_CASE("Arc matches a brute-force reference, ties by column index", "[aggregators][Arc]", float, double) {
+TEMPLATE_TEST_CASE("Arc matches a brute-force reference", "[aggregators][Arc]", float, double) {
   using S = TestType;
   const Index d = 700, n = 10, f = 3;  // k = 4
   Matrix<S> x(d, n);
   auto rng = make_rng(2, 0, 0, Purpose::user);
   for (Index i = 0; i < n; ++i)
     for (Index j = 0; j < d; ++j) x(j, i) = static_cast<S>((1.0 + 0.3 * static_cast<double>(i % 7)) * rng.normal());
-  x.col(9) = x.col(2);  // equal norms: column 2 ranks before column 9
+  x.col(9) = x.col(2);  // equal norms (see the next test for what ties can and cannot change)
   const UpdateBatch<S> batch(x);
   const Arc<> arc(f);
   const std::vector<double> scales = arc.scales(batch);
@@ -82,6 +82,50 @@ TEMPLATE_TEST_CASE("Arc matches a brute-force reference, ties by column index", 
   arc2.aggregate(batch, out);
   WeightedMean{}.aggregate(y, ref);
   CHECK(std::memcmp(out.data(), ref.data(), static_cast<std::size_t>(d) * sizeof(S)) == 0);
+}
+
+TEMPLATE_TEST_CASE("Arc: equal norms are clipped alike, so the tie order cannot change the result",
+                   "[aggregators][Arc]", float, double) {
+  using S = TestType;
+  // The documented order is (norm, column index), but no input can observe the index part: the
+  // threshold is the (n - k)-th smallest norm whatever the order of equal norms, a column whose
+  // norm equals the threshold is left alone whichever side of the cut it lands on (it is not
+  // above it), and equal norms above it get the same factor. Exact norms (Pythagorean triples)
+  // put ties on both sides of the cut; hand-computed scales, for every column order.
+  const auto vec = [](double a, double b) {
+    Vector<S> v(2);
+    v << S(a), S(b);
+    return v;
+  };
+  struct Case {
+    Index f;
+    std::vector<Vector<S>> cols;
+    std::vector<double> scales;  // hand-computed: threshold / norm above the threshold, else 1
+  };
+  const std::vector<Case> cases = {
+      // n = 5, f = 1: k = floor(8 / 5) = 1, threshold = 4th smallest norm = 5; the two 5s tie
+      // across the cut: neither changes.
+      {1, {vec(3, 4), vec(0, 1), vec(5, 0), vec(2, 0), vec(0, 3)}, {1, 1, 1, 1, 1}},
+      // n = 5, f = 2: k = floor(12 / 5) = 2, threshold = 3rd smallest norm = 3; the two 5s tie
+      // above the cut: both scaled by 3 / 5.
+      {2, {vec(3, 4), vec(0, 1), vec(5, 0), vec(2, 0), vec(0, 3)}, {0.6, 1, 0.6, 1, 1}},
+      // n = 6, f = 2: k = floor(16 / 6) = 2, threshold = 4th smallest norm = 5 (a tie of three
+      // norms 5 across the cut), the 13 is scaled by 5 / 13.
+      {2, {vec(5, 0), vec(5, 12), vec(0, 5), vec(1, 0), vec(3, 4), vec(0, 2)}, {1, 5.0 / 13.0, 1, 1, 1, 1}}};
+  for (const Case& c : cases) {
+    const Index n = static_cast<Index>(c.cols.size());
+    std::vector<Index> perm(static_cast<std::size_t>(n));
+    std::iota(perm.begin(), perm.end(), Index{0});
+    do {  // every column order
+      Matrix<S> x(2, n);
+      for (Index i = 0; i < n; ++i) x.col(i) = c.cols[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])];
+      const std::vector<double> got = Arc<>(c.f).scales(UpdateBatch<S>(x));
+      for (Index i = 0; i < n; ++i) {
+        CAPTURE(c.f, n, i);
+        CHECK(got[static_cast<std::size_t>(i)] == c.scales[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])]);
+      }
+    } while (std::next_permutation(perm.begin(), perm.end()));
+  }
 }
 
 TEST_CASE("Arc errors", "[aggregators][Arc]") {

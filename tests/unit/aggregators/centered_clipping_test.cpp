@@ -144,7 +144,7 @@ TEMPLATE_TEST_CASE("CenteredClipping is bit-identical on 1, 2, 3 threads and wit
   for (int t : {1, 2, 3}) {
     set_max_threads(t);
     for (auto isa : all_dist_isas) {
-      if (!detail::dist_isa_available(isa)) continue;
+      if (!dist_isa_runs(isa)) continue;
       CenteredClipping cc(50.0, 3);
       Vector<S> out;
       cc.aggregate(first, out, isa);

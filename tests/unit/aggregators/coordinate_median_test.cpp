@@ -255,6 +255,7 @@ TEMPLATE_TEST_CASE("CoordinateMedian equals the sort-based reference bit for bit
         median_of<S>(m, average ? MedianConvention::average : MedianConvention::lower);
     CHECK(count_mismatches<S>(got, want) == 0);
     for (detail::TileIsa isa : all_tile_isas) {
+      if (!tile_isa_runs(isa)) continue;
       Vector<S> pinned(d);
       detail::coordinate_median<S>(m.data(), d, columns, average, pinned.data(), isa);
       CHECK(count_mismatches<S>(pinned, want) == 0);
@@ -262,13 +263,51 @@ TEMPLATE_TEST_CASE("CoordinateMedian equals the sort-based reference bit for bit
   }
 }
 
-TEMPLATE_TEST_CASE("CoordinateMedian above the network size uses the sort path, same result",
+TEMPLATE_TEST_CASE("CoordinateMedian around every network size, over several tiles, equals the reference",
                    "[aggregators][CoordinateMedian]", float, double) {
   using S = TestType;
-  const Index n = detail::network_max_rows + GENERATE(as<Index>{}, 0, 1, 2);
-  const Matrix<S> m = median_inputs<S>(37, n, Kind::ties, 11);
-  CHECK(count_mismatches<S>(median_of<S>(m), reference_median<S>(m, true)) == 0);
-  CHECK(count_mismatches<S>(median_of<S>(m, MedianConvention::lower), reference_median<S>(m, false)) == 0);
+  // Batcher's merge-exchange network changes shape at powers of two: n = 2^k - 1, 2^k, 2^k + 1.
+  // d = three full tiles plus a partial one, so every lane position and the tail are checked.
+  const Index d = 3 * detail::tile_lanes<S> + 5;
+  const Index p = GENERATE(as<Index>{}, 2, 4, 8, 16, 32, 64, 128, 256, 512);
+  const Kind kind = GENERATE(Kind::normal, Kind::ties);
+  const std::vector<Index> columns_of[3] = {detail::all_columns(p - 1), detail::all_columns(p),
+                                            detail::all_columns(p + 1)};
+  for (int v = 0; v < 3; ++v) {
+    const Index n = p - 1 + v;
+    const Matrix<S> m = median_inputs<S>(d, n, kind, static_cast<std::uint64_t>(31 * n + 7));
+    INFO("n = " << n << ", d = " << d << ", kind = " << static_cast<int>(kind));
+    for (bool average : {true, false}) {
+      const Vector<S> want = reference_median<S>(m, average);
+      CHECK(count_mismatches<S>(median_of<S>(m, average ? MedianConvention::average : MedianConvention::lower),
+                                want) == 0);
+      for (detail::TileIsa isa : all_tile_isas) {
+        if (!tile_isa_runs(isa)) continue;
+        Vector<S> pinned(d);
+        detail::coordinate_median<S>(m.data(), d, columns_of[v], average, pinned.data(), isa);
+        CHECK(count_mismatches<S>(pinned, want) == 0);
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("CoordinateMedian around the network limit (network and sort paths) equals the reference",
+                   "[aggregators][CoordinateMedian]", float, double) {
+  using S = TestType;
+  // network_max_rows - 1 and network_max_rows use the network, network_max_rows + 1 the sort path;
+  // d = two full tiles plus a partial one.
+  const Index n = detail::network_max_rows + GENERATE(as<Index>{}, -1, 0, 1);
+  const Index d = 2 * detail::tile_lanes<S> + 5;
+  const Matrix<S> m = median_inputs<S>(d, n, Kind::normal, static_cast<std::uint64_t>(n));
+  INFO("n = " << n << ", d = " << d);
+  Vector<S> mid(d), lower(d);
+  for (Index j = 0; j < d; ++j) {
+    const std::vector<S> v = sorted_coordinate(m, j);
+    mid(j) = sorted_median(v, true);
+    lower(j) = sorted_median(v, false);
+  }
+  CHECK(count_mismatches<S>(median_of<S>(m), mid) == 0);
+  CHECK(count_mismatches<S>(median_of<S>(m, MedianConvention::lower), lower) == 0);
 }
 
 TEMPLATE_TEST_CASE("CoordinateMedian is bit-identical for any thread count and column order",

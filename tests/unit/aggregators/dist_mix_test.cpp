@@ -28,7 +28,7 @@ TEMPLATE_TEST_CASE("mix_columns: means of listed columns equal WeightedMean on t
   for (int t : {1, 2}) {
     set_max_threads(t);
     for (auto isa : all_dist_isas) {
-      if (!detail::dist_isa_available(isa)) continue;
+      if (!dist_isa_runs(isa)) continue;
       Matrix<S> out(d, static_cast<Index>(lists.size()));
       detail::mix_columns(x.data(), d, n, lists, out.data(), isa);
       outs.push_back(out);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -119,6 +120,66 @@ TEMPLATE_TEST_CASE("Krum scores and selection match a brute-force reference", "[
   }
 }
 
+TEMPLATE_TEST_CASE("Krum scores are exact sums in ascending order of distance, bit for bit", "[aggregators][Krum]",
+                   float, double) {
+  using S = TestType;
+  // Integer points whose squared norms, dot products and squared distances are all integers
+  // below 2^53, so the Gram route computes every squared distance exactly. Column 2 (the origin)
+  // has neighbours at squared distances 1, 1, B, B with B = 3 * 2^51: summed in ascending order
+  // (1 + 1) + B + B = 3 * 2^52 + 2 exactly, while any order that adds a B first loses both ones
+  // (3 * 2^52 + 1 is a tie between representable neighbours and rounds to the even 3 * 2^52).
+  // The far points come first in column order, so column order is not ascending order either.
+  constexpr double p25 = 33554432.0, p26 = 67108864.0;  // 2^25, 2^26
+  Matrix<S> x(3, 5);
+  x.col(0) << S(p25), S(p25), S(p26);   // c1: |c1|^2 = 2^50 + 2^50 + 2^52 = 3 * 2^51
+  x.col(1) << S(p25), S(-p25), S(p26);  // c2: same norm, |c1 - c2|^2 = 2^52
+  x.col(2) << S(0), S(0), S(0);         // the origin
+  x.col(3) << S(1), S(0), S(0);
+  x.col(4) << S(0), S(1), S(0);
+  const Index n = x.cols();
+  // Exact squared distances in 64-bit integers (independent of the Gram route), each exactly a double.
+  std::vector<std::vector<double>> dist(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < n; ++j) {
+      if (j == i) continue;
+      std::int64_t s = 0;
+      for (Index r = 0; r < 3; ++r) {
+        const auto t = static_cast<std::int64_t>(x(r, i)) - static_cast<std::int64_t>(x(r, j));
+        s += t * t;
+      }
+      REQUIRE(static_cast<std::int64_t>(static_cast<double>(s)) == s);
+      dist[static_cast<std::size_t>(i)].push_back(static_cast<double>(s));
+    }
+  const double B = 3.0 * 2251799813685248.0;  // 3 * 2^51
+  std::vector<double> origin = dist[2];
+  std::sort(origin.begin(), origin.end());
+  REQUIRE(origin == std::vector<double>{1.0, 1.0, B, B});
+  // The summation order matters here: ascending and descending sums differ.
+  const double ascending = ((1.0 + 1.0) + B) + B, descending = ((B + B) + 1.0) + 1.0;
+  REQUIRE(ascending == 13510798882111490.0);   // 3 * 2^52 + 2
+  REQUIRE(descending == 13510798882111488.0);  // 3 * 2^52
+  for (auto nb : {KrumNeighbors::n_minus_f_minus_1, KrumNeighbors::n_minus_f_minus_2}) {
+    for (auto sc : {KrumScore::sum, KrumScore::mean}) {
+      const Index k = nb == KrumNeighbors::n_minus_f_minus_1 ? n - 1 : n - 2;  // f = 0
+      std::vector<double> want(static_cast<std::size_t>(n));
+      for (Index i = 0; i < n; ++i) {
+        std::vector<double> v = dist[static_cast<std::size_t>(i)];
+        std::sort(v.begin(), v.end());
+        double s = 0.0;
+        for (Index t = 0; t < k; ++t) s += v[static_cast<std::size_t>(t)];
+        want[static_cast<std::size_t>(i)] = sc == KrumScore::mean ? s / static_cast<double>(k) : s;
+      }
+      if (nb == KrumNeighbors::n_minus_f_minus_1 && sc == KrumScore::sum) CHECK(want[2] == ascending);
+      const std::vector<double> got = Krum(0, nb, sc).scores(UpdateBatch<S>(x));
+      CAPTURE(static_cast<int>(nb), static_cast<int>(sc));
+      CHECK(same_bits(got, want));
+      CHECK(same_bits(MultiKrum(0, 1, nb, sc).scores(UpdateBatch<S>(x)), want));
+    }
+  }
+  // (1, 0, 0) scores lowest: it is nearer than the origin to both far points (3 * 2^51 - 2^26 + 1).
+  CHECK(Krum(0, KrumNeighbors::n_minus_f_minus_1).select(UpdateBatch<S>(x)) == 3);
+}
+
 TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit, and MultiKrum is the mean of its choice",
                    "[aggregators][Krum]", float, double) {
   using S = TestType;
@@ -212,6 +273,12 @@ TEST_CASE("Krum and MultiKrum errors", "[aggregators][Krum]") {
         "fedpp::MultiKrum::aggregate: requires n >= 2f + 3 (n = 7, f = 3), got n = 7");
   CHECK(message_of([&] { Krum(0).aggregate(UpdateBatch<float>(4), out); }) ==
         "fedpp::Krum::aggregate: the batch holds no client updates");
+  CHECK(message_of([&] { MultiKrum(0).aggregate(UpdateBatch<float>(4), out); }) ==
+        "fedpp::MultiKrum::aggregate: the batch holds no client updates");
+  CHECK(message_of([&] { MultiKrum(0).aggregate(UpdateBatch<float>(Matrix<float>(0, 3)), out); }) ==
+        "fedpp::MultiKrum::aggregate: updates have dimension 0");
+  CHECK(message_of([&] { Krum(0).aggregate(UpdateBatch<float>(Matrix<float>(0, 3)), out); }) ==
+        "fedpp::Krum::aggregate: updates have dimension 0");
   CHECK(Krum(2).min_clients() == 7);
   CHECK(Krum::byzfl(2).min_clients() == 5);
   CHECK(Krum::byzfl(0).min_clients() == 2);

@@ -134,6 +134,7 @@ TEMPLATE_TEST_CASE("Meamed equals the brute-force reference bit for bit", "[aggr
       CHECK(count_mismatches<S>(aggregated<S>(Meamed(f, average ? MedianConvention::average : MedianConvention::lower), m),
                                 want) == 0);
       for (detail::TileIsa isa : all_tile_isas) {
+        if (!tile_isa_runs(isa)) continue;
         Vector<S> pinned(d);
         detail::coordinate_mean_around_median<S>(m.data(), d, columns, n - f, average, pinned.data(), isa);
         CHECK(count_mismatches<S>(pinned, want) == 0);

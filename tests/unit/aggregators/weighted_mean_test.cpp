@@ -380,6 +380,10 @@ TEST_CASE("WeightedMean errors name the class and the bad value", "[aggregators]
         "fedpp::WeightedMean::Accumulator: weight must be finite and >= 0, got -0.5");
   CHECK_THROWS_AS(acc.add(x3, std::nan("")), InvalidArgument);
   CHECK_THROWS_AS(acc.add(x3, std::numeric_limits<double>::infinity()), InvalidArgument);
+  CHECK(message_of([&] { acc.add(x3, std::numeric_limits<double>::infinity()); }) ==
+        "fedpp::WeightedMean::Accumulator: weight must be finite and >= 0, got inf");
+  CHECK(message_of([&] { acc.add(x3, std::numeric_limits<double>::quiet_NaN()); }) ==
+        "fedpp::WeightedMean::Accumulator: weight must be finite and >= 0, got nan");
   CHECK(acc.count() == 0);  // rejected updates are not counted
   acc.add(x3, 0.0);
   CHECK(message_of([&] { acc.finish(out); }) ==

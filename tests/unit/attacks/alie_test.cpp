@@ -175,6 +175,8 @@ TEST_CASE("Alie::z_max states its requirements on n and f", "[attacks][Alie]") {
   CHECK(message_of([] { (void)Alie::z_max(2, 0, AlieVariant::b); }) ==
         "fedpp::Alie::z_max: variant b requires s = floor(n/2 + 1) - f < n (n = 2, f = 0), got s = 2");
   CHECK_THROWS_AS(Alie::z_max(1, 0, AlieVariant::b), InvalidArgument);
+  CHECK(message_of([] { (void)Alie::z_max(1, 0, AlieVariant::b); }) ==
+        "fedpp::Alie::z_max: variant b requires s = floor(n/2 + 1) - f < n (n = 1, f = 0), got s = 1");
 }
 
 TEMPLATE_TEST_CASE("Alie::byzfl reproduces ByzFL's ALittleIsEnough golden value", "[attacks][Alie]", float, double) {
@@ -267,6 +269,10 @@ TEST_CASE("Alie validates its settings and inputs", "[attacks][Alie]") {
   CHECK(message_of([] { (void)Alie::fixed(-1.0); }) == "fedpp::Alie: z must be finite and >= 0, got -1");
   CHECK_THROWS_AS(Alie::fixed(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
   CHECK_THROWS_AS(Alie::byzfl(std::numeric_limits<double>::infinity()), InvalidArgument);
+  CHECK(message_of([] { (void)Alie::fixed(std::numeric_limits<double>::quiet_NaN()); }) ==
+        "fedpp::Alie: z must be finite and >= 0, got nan");
+  CHECK(message_of([] { (void)Alie::byzfl(std::numeric_limits<double>::infinity()); }) ==
+        "fedpp::Alie: z must be finite and >= 0, got inf");
   const Alie def;
   CHECK_FALSE(def.fixed_z());
   CHECK(def.variant() == AlieVariant::a);
@@ -277,6 +283,8 @@ TEST_CASE("Alie validates its settings and inputs", "[attacks][Alie]") {
   CHECK(message_of([&] { def.corrupt(byz, UpdateBatch<float>(6), AttackContext{0, 2, 2}, rng); }) ==
         "fedpp::Alie::corrupt: needs at least 1 honest update (mu and sigma of the honest updates), got 0");
   CHECK_THROWS_AS(def.corrupt(byz, alie_batch<float>(7, 3, 2), AttackContext{0, 5, 2}, rng), DimensionError);
+  CHECK(message_of([&] { def.corrupt(byz, alie_batch<float>(7, 3, 2), AttackContext{0, 5, 2}, rng); }) ==
+        "fedpp::Alie::corrupt: honest updates must have the dimension of the Byzantine updates (6), got 7");
   // z from the context: a default (empty) context and a Byzantine majority are rejected.
   const auto honest = alie_batch<float>(6, 3, 2);
   CHECK(message_of([&] { def.corrupt(byz, honest, AttackContext{}, rng); }) ==

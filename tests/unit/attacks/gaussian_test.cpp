@@ -146,6 +146,13 @@ TEST_CASE("GaussianNoise validates its settings", "[attacks][GaussianNoise]") {
   CHECK(message_of([] { GaussianNoise(-1.0); }) == "fedpp::GaussianNoise: sigma must be finite and >= 0, got -1");
   CHECK_THROWS_AS(GaussianNoise(std::numeric_limits<double>::infinity()), InvalidArgument);
   CHECK_THROWS_AS(GaussianNoise(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
+  CHECK(message_of([] { GaussianNoise(std::numeric_limits<double>::infinity()); }) ==
+        "fedpp::GaussianNoise: sigma must be finite and >= 0, got inf");
+  CHECK(message_of([] { GaussianNoise(std::numeric_limits<double>::quiet_NaN()); }) ==
+        "fedpp::GaussianNoise: sigma must be finite and >= 0, got nan");
+  CHECK(message_of([] { GaussianNoise(1.0, NoiseMode::replace, std::numeric_limits<double>::quiet_NaN()); }) ==
+        "fedpp::GaussianNoise: mean must be finite, got nan");
+  CHECK(message_of([] { GaussianNoise(0.0); }) == "(no throw)");  // sigma = 0 is allowed
   CHECK(message_of([] { GaussianNoise(1.0, NoiseMode::add, std::numeric_limits<double>::infinity()); }) ==
         "fedpp::GaussianNoise: mean must be finite, got inf");
 }

@@ -91,6 +91,10 @@ TEST_CASE("Ipm validates its settings and inputs", "[attacks][Ipm]") {
   CHECK(message_of([] { Ipm(-0.5); }) == "fedpp::Ipm: epsilon must be finite and > 0, got -0.5");
   CHECK_THROWS_AS(Ipm(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
   CHECK_THROWS_AS(Ipm(std::numeric_limits<double>::infinity()), InvalidArgument);
+  CHECK(message_of([] { Ipm(std::numeric_limits<double>::quiet_NaN()); }) ==
+        "fedpp::Ipm: epsilon must be finite and > 0, got nan");
+  CHECK(message_of([] { Ipm(std::numeric_limits<double>::infinity()); }) ==
+        "fedpp::Ipm: epsilon must be finite and > 0, got inf");
   auto byz = normal_batch<float>(4, 2, 1, {.shift = 0.3});
   Rng rng(0);
   CHECK(message_of([&] { Ipm().corrupt(byz, UpdateBatch<float>(4), AttackContext{}, rng); }) ==

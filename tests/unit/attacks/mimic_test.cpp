@@ -133,6 +133,12 @@ TEST_CASE("Mimic(index) needs an honest update at that position", "[attacks][Mim
   CHECK(message_of([&] { Mimic().corrupt(byz, UpdateBatch<float>(3), AttackContext{}, rng); }) ==
         "fedpp::Mimic::corrupt: needs at least 1 honest update (a client to copy), got 0");
   CHECK_THROWS_AS(Mimic().corrupt(byz, normal_batch<float>(4, 2, 1), AttackContext{}, rng), DimensionError);
+  CHECK(message_of([&] { Mimic().corrupt(byz, normal_batch<float>(4, 2, 1), AttackContext{}, rng); }) ==
+        "fedpp::Mimic::corrupt: honest updates must have the dimension of the Byzantine updates (3), got 4");
+  // index = size - 1 is the last valid position.
+  Mimic last(2);
+  CHECK_NOTHROW(last.corrupt(byz, byzfl_input<float>(), AttackContext{}, rng));
+  CHECK(byz.column(0)[0] == 7.0f);
 }
 
 TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round by round", "[attacks][Mimic]", float,

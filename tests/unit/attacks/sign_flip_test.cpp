@@ -79,26 +79,31 @@ TEMPLATE_TEST_CASE("SignFlip (honest_mean) writes -c times the brute-force hones
 }
 
 TEST_CASE("SignFlip: the plain mean flips only when c > (n - f) / f", "[attacks][SignFlip]") {
-  // n = 20 clients, f = 4 Byzantine, every client's honest update equal to g.
+  // n = 20 clients, f = 4 Byzantine, every client's honest update equal to g = (1, -2, 0.5).
+  // By hand: mean = (16 g - 4 c g) / 20 = (0.8 - 0.2 c) g, so c = 1 shrinks the step to 0.6 g,
+  // c = 4 cancels it and c = 10 reverses it to -1.2 g.
   const Index n = 20, f = 4, d = 3;
   Vector<double> g(d);
   g << 1.0, -2.0, 0.5;
-  for (double c : {1.0, 4.0, 10.0}) {
+  struct Case {
+    double c;
+    double want[3];
+  };
+  for (const Case& k : {Case{1.0, {0.6, -1.2, 0.3}}, Case{4.0, {0.0, 0.0, 0.0}}, Case{10.0, {-1.2, 2.4, -0.6}}}) {
     UpdateBatch<double> byz(d), honest(d);
     for (Index i = 0; i < f; ++i) byz.push_back(static_cast<ClientId>(i), 1.0, as_span(g));
     for (Index i = f; i < n; ++i) honest.push_back(static_cast<ClientId>(i), 1.0, as_span(g));
     Rng rng(0);
-    SignFlip(c).corrupt(byz, honest, AttackContext{0, n, f}, rng);
+    SignFlip(k.c).corrupt(byz, honest, AttackContext{0, n, f}, rng);
+    // Each Byzantine column is exactly -c g (-c times a small integer or a half is exact).
+    for (Index i = 0; i < f; ++i)
+      for (Index j = 0; j < d; ++j) CHECK(byz.column(i)[static_cast<std::size_t>(j)] == -k.c * g(j));
     Vector<double> mean = Vector<double>::Zero(d);
     for (Index i = 0; i < f; ++i) mean += as_map(byz.column(i));
     for (Index i = 0; i < n - f; ++i) mean += as_map(honest.column(i));
     mean /= static_cast<double>(n);
-    const double factor = (static_cast<double>(n - f) - c * static_cast<double>(f)) / static_cast<double>(n);
-    CHECK((mean - factor * g).norm() < 1e-12);
-    CAPTURE(c, factor);
-    if (c == 1.0) CHECK(factor == Approx(0.6));   // shrinks the step, same direction
-    if (c == 4.0) CHECK(factor == Approx(0.0));   // cancels it
-    if (c == 10.0) CHECK(factor == Approx(-1.2)); // reverses it
+    CAPTURE(k.c);
+    for (Index j = 0; j < d; ++j) CHECK(std::fabs(mean(j) - k.want[j]) < 1e-12);
   }
 }
 
@@ -117,6 +122,10 @@ TEST_CASE("SignFlip validates its settings and inputs", "[attacks][SignFlip]") {
   CHECK(message_of([] { SignFlip(0.0); }) == "fedpp::SignFlip: scale must be finite and > 0, got 0");
   CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::infinity()), InvalidArgument);
   CHECK_THROWS_AS(SignFlip(std::numeric_limits<double>::quiet_NaN()), InvalidArgument);
+  CHECK(message_of([] { SignFlip(std::numeric_limits<double>::infinity()); }) ==
+        "fedpp::SignFlip: scale must be finite and > 0, got inf");
+  CHECK(message_of([] { SignFlip(std::numeric_limits<double>::quiet_NaN(), SignFlipSource::honest_mean); }) ==
+        "fedpp::SignFlip: scale must be finite and > 0, got nan");
 
   auto byz = normal_batch<float>(4, 2, 1, {.scale = 3.0, .shift = 0.5});
   Rng rng(0);
