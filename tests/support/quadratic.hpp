@@ -54,6 +54,14 @@ inline std::shared_ptr<fedpp::Dataset<double>> quadratic_points(const fedpp::Mat
   return ds;
 }
 
+/// Samples x_j (columns of xs) with their own curvatures a_j: the objective mean_j 0.5 a_j ||w - x_j||^2.
+inline std::shared_ptr<fedpp::Dataset<double>> quadratic_samples(const fedpp::Matrix<double>& xs,
+                                                                 const std::vector<double>& a) {
+  auto ds = quadratic_points(xs, 1.0);
+  for (std::size_t j = 0; j < a.size(); ++j) ds->features(xs.rows(), static_cast<fedpp::Index>(j)) = a[j];
+  return ds;
+}
+
 /// Three one-sample clients in 2 dimensions: client i's objective is 0.5 a_i ||w - c_i||^2.
 struct QuadraticFederation {
   std::vector<double> a{1.0, 3.0, 0.5};  ///< the curvatures a_i

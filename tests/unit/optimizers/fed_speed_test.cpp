@@ -50,7 +50,7 @@ TEST_CASE("FedSpeed's local round follows the perturbed quasi-gradient plus prox
   auto ds = quadratic_points(c, a);
   const auto view = DatasetView<double>::all(ds);
   Quadratic model;
-  for (double alpha : {1.0, 0.5, 0.0}) {
+  for (double alpha : {1.0, 0.5, 0.25, 0.0}) {
     CAPTURE(alpha);
     FedSpeed opt({.prox = prox, .rho = rho, .alpha = alpha, .sgd = {.lr = lr, .steps = 4, .batch_size = 1}});
     auto st = opt.make_state(model);

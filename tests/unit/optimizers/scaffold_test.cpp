@@ -47,6 +47,41 @@ TEST_CASE("Scaffold's local steps use g + c - c_i, and option II refreshes c_i f
   CHECK((ex.reply - (ci_new - ci)).norm() <= 1e-14);
 }
 
+TEST_CASE("Scaffold option II divides the model change by K times the round's decayed learning rate",
+          "[optimizers][Scaffold]") {
+  // One sample at p with curvature a, so every step is deterministic: y_{k+1} = y_k - lr_r (a (y_k - p) + c - c_i)
+  // with lr_r = lr * decay^r, and c_i+ = c_i - c + (x_r - y_K) / (K lr_r) (Algorithm 1, option II).
+  const Vector<double> p{{1.5, -0.5}};
+  const double a = 1.2, lr = 0.2, decay = 0.5;
+  const int K = 3;
+  auto ds = quadratic_points(p, a);
+  const auto view = DatasetView<double>::all(ds);
+  Quadratic model;
+  Scaffold opt({.sgd = {.lr = lr, .steps = K, .batch_size = 1, .lr_decay = decay}});
+  auto st = opt.make_state(model);
+  Vector<double> x{{-1.0, 2.0}};
+  Vector<double> ci = Vector<double>::Zero(2);
+  const std::vector<Vector<double>> server_c{Vector<double>{{0.0, 0.0}}, Vector<double>{{0.3, -0.2}},
+                                             Vector<double>{{-0.4, 0.5}}, Vector<double>{{0.1, 0.1}}};
+  for (std::uint64_t r = 0; r < server_c.size(); ++r) {
+    CAPTURE(r);
+    const Vector<double>& c = server_c[r];
+    Vector<double> w = x;
+    Rng rng(r);
+    LocalExchange<double> ex{as_span(c), {}};
+    opt.train(model, w, view, st, {.round = r}, rng, ex);
+    const double lr_r = lr * std::pow(decay, static_cast<double>(r));
+    Vector<double> y = x;
+    for (int k = 0; k < K; ++k) y -= lr_r * (a * (y - p) + c - ci);
+    const Vector<double> ci_new = ci - c + (x - y) / (K * lr_r);
+    CHECK((w - y).norm() <= 1e-14);
+    CHECK((st.c - ci_new).norm() <= 1e-12);
+    CHECK((ex.reply - (ci_new - ci)).norm() <= 1e-12);
+    ci = ci_new;
+    x = y + Vector<double>{{0.25, -0.25}};  // the next round's global model
+  }
+}
+
 TEST_CASE("Scaffold option I sets c_i to the full local gradient at the global model", "[optimizers][Scaffold]") {
   // 2500 samples: the gradient is taken in chunks of 1024 over the whole shard.
   Rng g(5);
