@@ -221,6 +221,8 @@ TEST_CASE("read_idx_labels checks the label range", "[data][idx]") {
   const std::string p = dir.file("labels.gz");
   write_gzip(p, idx_bytes({5}, {0, 9, 4, 12, 3}));
   check_data_error([&] { read_idx_labels(p, 10); }, p, {"fedpp::read_idx_labels", "label 3", "[0, 10)", "got 12"});
+  // The bound itself is out of range: 12 classes are 0..11.
+  check_data_error([&] { read_idx_labels(p, 12); }, p, {"label 3", "[0, 12)", "got 12"});
   CHECK(read_idx_labels(p, 13).data[3] == 12);
   CHECK(read_idx_labels(p).data[3] == 12);  // no range check without num_classes
 }
@@ -413,4 +415,29 @@ TEST_CASE("idx_to_dataset errors name the function, the rule and the value", "[d
   // The label check covers only the kept samples; a limit beyond the count keeps all.
   CHECK(idx_to_dataset<float>(images, IdxArray{{3}, {2, 0, 3}}, 3, 2).labels == std::vector<Label>{2, 0});
   CHECK(idx_to_dataset<float>(images, labels, 3, 99).size() == 3);
+}
+
+TEST_CASE("load_idx_dataset streams bodies larger than its 1 MiB chunk", "[data][idx]") {
+  // 2500 images of 1000 pixels: 2.5 MB, read in chunks of 1048 images, so column j of every chunk
+  // after the first must land at j * 1000 in the matrix. With a limit of 2100, the last chunk is
+  // partial and the rest of the body is read and discarded.
+  TempDir dir("fedpp_idx_test");
+  const auto pixels = random_bytes(2500 * 1000, 31);
+  std::vector<std::uint8_t> labels(2500);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::uint8_t>(i % 3);
+  const std::string img = dir.file("big-img"), lbl = dir.file("big-lbl");
+  write_plain(img, idx_bytes({2500, 40, 25}, pixels));
+  write_plain(lbl, idx_bytes({2500}, labels));
+  for (std::size_t limit : {all_samples, std::size_t{2100}}) {
+    const auto raw = load_idx_dataset<float>(img, lbl, 3, limit, Normalization::raw);
+    const std::size_t n = std::min<std::size_t>(limit, 2500);
+    REQUIRE(raw->size() == static_cast<Index>(n));
+    REQUIRE(raw->dim() == 1000);
+    Index bad = 0;
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t r = 0; r < 1000; ++r)
+        bad += raw->features(static_cast<Index>(r), static_cast<Index>(j)) != static_cast<float>(pixels[j * 1000 + r]);
+    CHECK(bad == 0);
+    CHECK(raw->labels[n - 1] == static_cast<Label>((n - 1) % 3));
+  }
 }

@@ -82,7 +82,9 @@ TEST_CASE("load_state names the bad magic number or version", "[serialization][c
                                          Catch::Contains("count 3 does not match 2"));
   auto cut = bytes;
   cut.resize(cut.size() - 1);
+  CHECK_THROWS_AS(load(cut), DecodeError);
   CHECK_THROWS_WITH(load(cut), Catch::StartsWith("fedpp::load_state: malformed checkpoint"));
+  CHECK_THROWS_AS(load({}), DecodeError);
   // Nothing was loaded by the failed attempts.
   CHECK(target == Vector<double>::Constant(3, 7.0));
   load(bytes);
