@@ -116,8 +116,10 @@ class Server {
   /// Rewrites each round's validated batch before aggregation (simulated attacks, audits).
   /**
    * When set, updates are always collected into a batch (no streaming). The transform may change
-   * columns and weights but not the dimension; afterwards columns with non-finite values or bad
-   * weights are removed and counted as rejected, exactly as for received updates.
+   * columns and weights but not the dimension (else DimensionError); afterwards columns with
+   * non-finite values are removed and counted in rejected_nonfinite, exactly as for received
+   * updates. A bad weight cannot be set (UpdateBatch throws InvalidArgument, which leaves step()
+   * with the model unchanged).
    */
   void set_batch_transform(BatchTransform t) { transform_ = std::move(t); }
 
@@ -251,12 +253,10 @@ class Server {
       if (batch.dim() != d)
         fail<DimensionError>("fedpp::Server::step", "the batch transform must keep the dimension " + std::to_string(d),
                              batch.dim());
-      // Whatever the transform produced is validated like a received update.
+      // Whatever the transform produced is validated like a received update. Its weights need no
+      // check: UpdateBatch refuses a non-finite or negative weight wherever one is set.
       const Index before = batch.size();
-      batch.remove_columns_if([&](Index i) {
-        const auto w = batch.weights()[static_cast<std::size_t>(i)];
-        return !(as_map(batch.column(i)).allFinite() && std::isfinite(w) && w >= 0);
-      });
+      batch.remove_columns_if([&](Index i) { return !as_map(batch.column(i)).allFinite(); });
       const auto removed = static_cast<std::size_t>(before - batch.size());
       st.rejected_nonfinite += removed;
       st.accepted -= std::min(st.accepted, removed);
