@@ -10,6 +10,7 @@
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/runtime/simulation.hpp"
 #include "support/blobs.hpp"
+#include "support/checks.hpp"
 
 using namespace fedpp;
 using fedpp_test::blobs;
@@ -96,13 +97,90 @@ TEST_CASE("a failing client is excluded and reported, the round completes", "[ru
 }
 
 TEST_CASE("Simulation validates its inputs", "[runtime][Simulation]") {
+  using fedpp_test::message_of;
+  using Sim = Simulation<SoftmaxRegression<float>>;
   auto train = blobs<float>(100, 8, 4, 3);
   auto test = blobs<float>(50, 9, 4, 3);
   const auto shards = contiguous_split(train, 4);
-  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(7, 4), shards, nullptr, {}), DimensionError);
-  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(8, 4), shards, test, {}), DimensionError);
-  CHECK_THROWS_AS(Simulation(SoftmaxRegression<float>(8, 4), std::vector<DatasetView<float>>{}, nullptr, {}),
-                  InvalidArgument);
+  const SoftmaxRegression<float> model(8, 4);
+  CHECK_THROWS_AS(Sim(SoftmaxRegression<float>(7, 4), shards, nullptr, {}), DimensionError);
+  CHECK(message_of([&] { Sim(SoftmaxRegression<float>(7, 4), shards, nullptr, {}); }) ==
+        "fedpp::Simulation: shard dimension must equal the model's input_dim 7, got 8");
+  CHECK_THROWS_AS(Sim(model, shards, test, {}), DimensionError);
+  CHECK(message_of([&] { Sim(model, shards, test, {}); }) ==
+        "fedpp::Simulation: test set dimension must equal the model's input_dim 8, got 9");
+  auto bad_labels = blobs<float>(20, 8, 4, 3);
+  bad_labels->labels[5] = 4;
+  CHECK(message_of([&] { Sim(model, shards, bad_labels, {}); }) ==
+        "fedpp::Simulation (test set): labels must be in [0, 4), got 4");
+  CHECK_THROWS_AS(Sim(model, std::vector<DatasetView<float>>{}, nullptr, {}), InvalidArgument);
+  CHECK(message_of([&] { Sim(model, std::vector<DatasetView<float>>{}, nullptr, {}); }) ==
+        "fedpp::Simulation: there must be at least one client shard, got 0");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.threads = -1}); }) ==
+        "fedpp::Simulation: threads must be >= 0, got -1");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.eval_chunk = 0}); }) ==
+        "fedpp::Simulation: eval_chunk must be >= 1, got 0");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.byzantine_fraction = 1.0}); }) ==
+        "fedpp::Simulation: byzantine_fraction must be in [0, 1), got 1");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.byzantine_fraction = -0.25}); }) ==
+        "fedpp::Simulation: byzantine_fraction must be in [0, 1), got -0.25");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.byzantine_fraction = std::nan("")}); }) ==
+        "fedpp::Simulation: byzantine_fraction must be in [0, 1), got nan");
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.byzantine = 4}); }) ==
+        "fedpp::Simulation: byzantine must be < the number of clients 4, got 4");
+  // 0.9 of 4 clients rounds to 4: no honest client would be left.
+  CHECK(message_of([&] { Sim(model, shards, nullptr, {.byzantine_fraction = 0.9}); }) ==
+        "fedpp::Simulation: byzantine must be < the number of clients 4, got 4");
+  // The boundaries are accepted; byzantine overrides byzantine_fraction.
+  CHECK(Sim(model, shards, nullptr, {.byzantine = 3}).byzantine_ids().size() == 3);
+  CHECK(Sim(model, shards, nullptr, {.byzantine_fraction = 0.6}).byzantine_ids().size() == 2);  // 2.4
+  CHECK(Sim(model, shards, nullptr, {.byzantine = 1, .byzantine_fraction = 0.5}).byzantine_ids().size() == 1);
+  CHECK(Sim(model, shards, nullptr, {.threads = 0, .eval_chunk = 1}).byzantine_ids().empty());
+  // An empty shard has no dimension to check.
+  auto with_empty = shards;
+  with_empty.push_back(DatasetView<float>{blobs<float>(3, 5, 4, 1), {}, {}});
+  CHECK_NOTHROW(Sim(model, with_empty, nullptr, {}));
+  // Round settings are the server's: checked when a run starts.
+  Sim zero_rounds(model, shards, nullptr, {.rounds = 0, .threads = 1});
+  CHECK(message_of([&] { zero_rounds.run(); }) == "fedpp::Server: rounds must be >= 1, got 0");
+}
+
+TEST_CASE("Simulation hands its round settings to the server", "[runtime][Simulation]") {
+  auto train = blobs<float>(120, 6, 3, 21);
+  auto test = blobs<float>(50, 6, 3, 22);
+  const auto shards = contiguous_split(train, 4);
+  const SoftmaxRegression<float> model(6, 3);
+  // A quorum above the number of clients: no round is applied, the model stays the initial one.
+  Simulation unreachable(model, shards, nullptr, {.rounds = 2, .fraction = 1.0, .min_updates = 5, .threads = 1});
+  const auto r1 = unreachable.run(LocalSgd({.lr = 0.1}));
+  for (const auto& h : r1.history) {
+    CHECK(h.accepted == 4);
+    CHECK_FALSE(h.applied);
+  }
+  CHECK(r1.params == unreachable.initial_params());
+  // eval_every 2 over 5 rounds: rounds 2, 4 and the last, 5; clients_per_round 3 of 4.
+  Simulation sim(model, shards, test,
+                 {.rounds = 5, .fraction = 1.0, .clients_per_round = 3, .min_updates = 3, .eval_every = 2,
+                  .threads = 1, .eval_chunk = 7});
+  const auto r2 = sim.run(LocalSgd({.lr = 0.1}));
+  REQUIRE(r2.history.size() == 5);
+  for (std::size_t k = 0; k < 5; ++k) {
+    CAPTURE(k);
+    CHECK(r2.history[k].participants == 3);
+    CHECK(r2.history[k].applied);
+    CHECK(std::isnan(r2.history[k].test_accuracy) == (k == 0 || k == 2));
+  }
+  // Evaluated in chunks of 7 (the last one 1 sample): every test sample counts once, and the
+  // chunking does not change the result.
+  CHECK(r2.final_test.count == 50);
+  Simulation whole(model, shards, test,
+                   {.rounds = 5, .fraction = 1.0, .clients_per_round = 3, .min_updates = 3, .eval_every = 2,
+                    .threads = 2, .eval_chunk = 1000});
+  const auto r3 = whole.run(LocalSgd({.lr = 0.1}));
+  CHECK(r3.params == r2.params);
+  CHECK(r3.final_test.count == 50);
+  CHECK(r3.final_test.correct == r2.final_test.correct);
+  CHECK(r3.final_test.loss_sum == Approx(r2.final_test.loss_sum).epsilon(1e-6));  // float losses, summed per chunk
 }
 
 TEST_CASE("MetricsWriter and ProgressPrinter report every round", "[runtime][callbacks]") {
