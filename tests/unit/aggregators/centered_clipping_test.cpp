@@ -70,6 +70,7 @@ TEMPLATE_TEST_CASE("CenteredClipping matches ByzFL's formula over stateful calls
     Vector<S> out;
     cc.aggregate(UpdateBatch<S>(x), out);
     ref_cc(x, cc.tau(), iters, v);
+    REQUIRE(cc.center().size() == d);  // the center is kept for the next call
     Index bad = 0;
     for (Index j = 0; j < d; ++j) {
       const long double r = v[static_cast<std::size_t>(j)];

@@ -170,6 +170,31 @@ TEMPLATE_TEST_CASE("GeometricMedian tolerance, iteration cap and starting points
   CHECK(out.isZero(0));
 }
 
+TEMPLATE_TEST_CASE("GeometricMedian stops on the relative change, so scaling by 2^k changes nothing but the scale",
+                   "[aggregators][GeometricMedian]", float, double) {
+  using S = TestType;
+  // Multiplying every update by 2^k multiplies the start, every distance, the objective and every
+  // iterate by exactly 2^k (no rounding changes; nu is far below every distance), and leaves the
+  // relative stopping test |f_prev - f| <= tol * f unchanged: the same iteration count, the same
+  // bits up to the scale. An absolute test would stop at another iteration for k = +-20.
+  const Index d = 40, n = 9;
+  const Matrix<S> x = cloud<S>(d, n, 0.5, 1.0, 77);
+  const GeometricMedian gm(1e-30, 200, 1e-6);
+  Vector<S> base;
+  const auto info = gm.solve(UpdateBatch<S>(x), base);
+  REQUIRE(info.converged);
+  REQUIRE(info.iterations > 2);
+  for (int k : {-20, 20}) {
+    const S factor = static_cast<S>(std::ldexp(1.0, k));
+    Vector<S> out;
+    const auto scaled = gm.solve(UpdateBatch<S>(Matrix<S>(x * factor)), out);
+    CAPTURE(k);
+    CHECK(scaled.iterations == info.iterations);
+    CHECK(scaled.converged);
+    CHECK(same_bits(out, Vector<S>(base * factor)));
+  }
+}
+
 TEMPLATE_TEST_CASE("GeometricMedian moves boundedly under f < n/2 huge attackers",
                    "[aggregators][GeometricMedian][breakdown]", float, double) {
   using S = TestType;

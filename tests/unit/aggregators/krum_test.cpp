@@ -180,6 +180,53 @@ TEMPLATE_TEST_CASE("Krum scores are exact sums in ascending order of distance, b
   CHECK(Krum(0, KrumNeighbors::n_minus_f_minus_1).select(UpdateBatch<S>(x)) == 3);
 }
 
+TEMPLATE_TEST_CASE("Krum scores of a large-integer cloud are exact ascending sums, bit for bit",
+                   "[aggregators][Krum]", float, double) {
+  using S = TestType;
+  // d = 64 even integer coordinates c with |c| <= 11863282 < 2^23.5 (exact in float), so
+  // d c^2 < 2^53: every product, norm and Gram entry is a multiple of 4 below 2^54 and every
+  // squared distance a multiple of 4 below 2^55, all exact in double, so the Gram route is
+  // exact. The scores, sums of 11 to 14 distances near 2^52.4, pass 2^55, where the spacing of
+  // doubles is 8 or 16: they round, and their bits depend on the summation order.
+  const Index d = 64, n = 16;
+  Matrix<S> x(d, n);
+  auto rng = make_rng(12, 0, 0, Purpose::user);
+  for (Index i = 0; i < n; ++i)
+    for (Index r = 0; r < d; ++r)
+      x(r, i) = static_cast<S>(2 * (static_cast<std::int64_t>(rng.uniform_index(11863283)) - 5931641));
+  std::vector<std::vector<double>> dist(static_cast<std::size_t>(n));  // row i: distances to j != i, by j
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < n; ++j) {
+      if (j == i) continue;
+      std::int64_t s = 0;
+      for (Index r = 0; r < d; ++r) {
+        const auto t = static_cast<std::int64_t>(x(r, i)) - static_cast<std::int64_t>(x(r, j));
+        s += t * t;
+      }
+      REQUIRE(static_cast<std::int64_t>(static_cast<double>(s)) == s);
+      dist[static_cast<std::size_t>(i)].push_back(static_cast<double>(s));
+    }
+  for (Index f : {Index{1}, Index{2}, Index{3}}) {
+    for (auto nb : {KrumNeighbors::n_minus_f_minus_2, KrumNeighbors::n_minus_f_minus_1}) {
+      const Index k = nb == KrumNeighbors::n_minus_f_minus_2 ? n - f - 2 : n - f - 1;
+      std::vector<double> want(static_cast<std::size_t>(n));
+      Index order_matters = 0;
+      for (Index i = 0; i < n; ++i) {
+        std::vector<double> v = dist[static_cast<std::size_t>(i)];
+        std::sort(v.begin(), v.end());
+        double up = 0.0, down = 0.0;
+        for (Index t = 0; t < k; ++t) up += v[static_cast<std::size_t>(t)];
+        for (Index t = k - 1; t >= 0; --t) down += v[static_cast<std::size_t>(t)];
+        want[static_cast<std::size_t>(i)] = up;
+        order_matters += up != down ? 1 : 0;
+      }
+      CAPTURE(f, k);
+      CHECK(order_matters >= n / 4);  // the inputs do tell the orders apart
+      CHECK(same_bits(Krum(f, nb).scores(UpdateBatch<S>(x)), want));
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("Krum returns the chosen column bit for bit, and MultiKrum is the mean of its choice",
                    "[aggregators][Krum]", float, double) {
   using S = TestType;
