@@ -36,13 +36,18 @@ struct ScriptedTransport {
   double base = 1.0;
   std::map<ClientId, Misbehave> bad;
   std::map<ClientId, double> weight, loss;
-  std::vector<std::vector<ClientId>> seen;  // participants of each round
+  std::vector<std::vector<ClientId>> seen;          // participants of each round
+  std::vector<std::uint64_t> rounds, seeds;         // what each request said
+  std::vector<S> first;                             // the model's first coordinate in each request
 
   std::size_t num_clients() const { return n; }
 
   void run_round(const RoundRequest<S>& req, std::span<const ClientId> who, const ReplySink& sink) {
     REQUIRE(static_cast<Index>(req.model.size()) == d);
     seen.emplace_back(who.begin(), who.end());
+    rounds.push_back(req.round);
+    seeds.push_back(req.seed);
+    first.push_back(req.model[0]);
     Identity c;
     auto st = c.make_state<S>(d);
     Rng rng(0);
@@ -402,10 +407,24 @@ TEST_CASE("Server samples reproducibly and runs callbacks in order", "[runtime][
     CHECK(r1.history[r].participants == 3);
   }
   CHECK(t1.seen[0] != t1.seen[1]);  // a new sample each round (fixed seed, so this is deterministic)
+  // Each request names its round and the run seed and carries the current model (each round adds
+  // the mean of the participants' (id + 1)).
+  CHECK(t1.rounds == std::vector<std::uint64_t>{0, 1, 2, 3});
+  CHECK(t1.seeds == std::vector<std::uint64_t>{9, 9, 9, 9});
+  double expected_first = 0.0;
+  for (std::size_t r = 0; r < 4; ++r) {
+    CHECK(t1.first[r] == Approx(expected_first).margin(1e-12));
+    double sum = 0;
+    for (ClientId id : t1.seen[r]) sum += static_cast<double>(id + 1);
+    expected_first += sum / 3.0;
+  }
   // fraction 0.25 of 10 clients is 2.5, rounded to 3; clients_per_round overrides the fraction.
   MisbehavingTransport t3;
   Server<double> quarter(Vector<double>::Zero(4), {.rounds = 1, .fraction = 0.25});
-  CHECK(quarter.step(t3).participants == 3);
+  const RoundStats q = quarter.step(t3);
+  CHECK(q.participants == 3);
+  CHECK(q.bytes_down == 3 * (24 + 4 * 8));  // the participants only, not all 10 clients
+  CHECK(q.bytes_up == 3 * dense_payload_bytes(4, 8));
   Server<double> four(Vector<double>::Zero(4), {.rounds = 1, .fraction = 0.25, .clients_per_round = 4});
   CHECK(four.step(t3).participants == 4);
   CHECK(t3.seen.back().size() == 4);

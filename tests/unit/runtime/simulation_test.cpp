@@ -80,6 +80,7 @@ TEST_CASE("FedAvg learns a separable problem and records every round", "[runtime
     CHECK(h.bytes_down == 10 * (24 + 55 * 4));
   }
   CHECK(r.bytes_up() == 15 * 10 * (5 + 55 * 4));
+  CHECK(r.bytes_down() == 15 * 10 * (24 + 55 * 4));
 }
 
 TEST_CASE("a failing client is excluded and reported, the round completes", "[runtime][Simulation]") {
