@@ -43,6 +43,18 @@ fedpp::Matrix<S> byzfl_x() {
   return x;
 }
 
+/// d x n values k / 64 with k uniform in [-2^15, 2^15) (exact in float; some ties at large n):
+/// cheap inputs for the large-n order-statistic tests; same seed -> same matrix.
+template <typename S>
+fedpp::Matrix<S> grid_matrix(fedpp::Index d, fedpp::Index n, std::uint64_t seed) {
+  fedpp::Matrix<S> m(d, n);
+  auto rng = fedpp::make_rng(seed, 0, 0, fedpp::Purpose::user);
+  for (fedpp::Index i = 0; i < n; ++i)
+    for (fedpp::Index j = 0; j < d; ++j)
+      m(j, i) = static_cast<S>(static_cast<double>(static_cast<std::int64_t>(rng.uniform_index(65536)) - 32768) / 64.0);
+  return m;
+}
+
 /// Kinds of random columns for the coordinate-wise rules: spread-out normals, heavy ties with
 /// signed zeros, huge and tiny magnitudes mixed, and columns where every value repeats one of a few.
 enum class Kind { normal, ties, extremes, duplicates };

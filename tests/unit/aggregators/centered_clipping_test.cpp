@@ -54,6 +54,7 @@ TEMPLATE_TEST_CASE("CenteredClipping reproduces ByzFL's golden value", "[aggrega
   CHECK(out(0) == S(4));
   CHECK(out(1) == S(5));
   CHECK(out(2) == S(6));
+  REQUIRE(cc.center().size() == 3);  // kept for the next call
   CHECK(cc.center() == Eigen::Vector3d(4, 5, 6));
 }
 

@@ -152,7 +152,7 @@ TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round 
   ReferenceMimic ref(3, 2);
   Rng rng(99), ref_rng(99);
   // Rounds 0-2 warm up; round 3 keeps the chosen client (its position may change: client 7
-  // is absent); round 4 drops the chosen client from the honest set.
+  // is absent) although a new client projects further on z; round 4 drops the chosen client.
   const std::vector<ClientId> all{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
   const std::vector<std::vector<ClientId>> warm = {
       all, {0, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14}, {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}};
@@ -161,7 +161,17 @@ TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round 
     std::vector<ClientId> ids = r < 3 ? warm[r] : all;
     if (r == 3) ids.erase(std::find(ids.begin(), ids.end(), ClientId{7}));
     if (r == 4) ids.erase(std::find(ids.begin(), ids.end(), *locked));
-    const auto honest = spread_batch<S>(d, ids, 100 + r);
+    auto honest = spread_batch<S>(d, ids, 100 + r);
+    if (r == 3) {
+      // A new client (id 99) further along z than the locked one: the lock, not the argmax, decides.
+      const auto pos = static_cast<Index>(std::find(ids.begin(), ids.end(), *locked) - ids.begin());
+      Vector<S> extra(d);
+      for (Index j = 0; j < d; ++j)
+        extra[j] = static_cast<S>(static_cast<double>(honest.column(pos)[static_cast<std::size_t>(j)]) +
+                                  5.0 * attack.direction()[j]);
+      honest.push_back(ClientId{99}, 1.0, as_span(extra));
+      ids.push_back(ClientId{99});
+    }
     auto byz = normal_batch<S>(d, 3, 200 + r);
     const Index want = ref.choose(as_double(honest), ids, ref_rng);
     attack.corrupt(byz, honest, AttackContext{r, static_cast<Index>(ids.size()) + 3, 3}, rng);
@@ -173,7 +183,10 @@ TEMPLATE_TEST_CASE("Mimic::top_direction follows the documented algorithm round 
     REQUIRE(attack.chosen_client());
     CHECK(*attack.chosen_client() == *ref.chosen);
     if (r == 2) locked = attack.chosen_client();
-    if (r == 3) CHECK(ids[static_cast<std::size_t>(want)] == *locked);  // the locked client, at another position
+    if (r == 3) {
+      CHECK(ids[static_cast<std::size_t>(want)] == *locked);  // the locked client, at another position
+      CHECK(ref.argmax(as_double(honest)) == static_cast<Index>(ids.size()) - 1);  // not the argmax (client 99)
+    }
     if (r == 4) CHECK(ids[static_cast<std::size_t>(want)] != *locked);  // absent: argmax under the last z
   }
 }
