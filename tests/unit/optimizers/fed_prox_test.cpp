@@ -1,5 +1,7 @@
 // FedProx: closed form on a quadratic, mu = 0 equals LocalSgd bit for bit, less client drift than
-// FedAvg on heterogeneous least squares, thread-count independence, validation.
+// FedAvg on heterogeneous least squares, thread-count independence, validation. The mu = 0 check
+// runs the same loop on both sides (an equivalence, not a reference); the independent mini-batch
+// reference of every option combination is in sgd_loop_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -1,7 +1,8 @@
 // FedSpeed: the local round against its recurrence (perturbed quasi-gradient, prox-correction,
 // clipping, weight decay), rho = 0 equals FedDyn bit for bit, h_i over several rounds, the paper and
 // reference forms (equal under full participation), a whole run against an independent
-// implementation, the reference defaults, validation.
+// implementation, the reference defaults, validation. The rho = 0 and form comparisons run the
+// library on both sides; the independent mini-batch reference is in sgd_loop_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <cmath>

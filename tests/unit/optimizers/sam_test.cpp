@@ -1,6 +1,7 @@
 // Sam / FedSam: single steps against the closed form of the perturbed gradient on a quadratic (SAM and
 // ASAM, with clipping, weight decay and momentum), against an explicit two-pass computation on softmax
-// regression, rho = 0 equals LocalSgd bit for bit, stationary points, validation.
+// regression, rho = 0 equals LocalSgd bit for bit (an equivalence of two runs of the same loop; the
+// independent mini-batch reference is in sgd_loop_test.cpp), stationary points, validation.
 #include <catch2/catch.hpp>
 
 #include <cmath>
