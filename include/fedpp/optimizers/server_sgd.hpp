@@ -3,6 +3,7 @@
 /// The plain server step: global += server_lr * aggregated update (FedAvg with server learning rate).
 
 #include <cmath>
+#include <string>
 
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
@@ -42,8 +43,12 @@ class ServerSgd {
   }
 
   /// x <- x + lr * update.
+  /** @throws DimensionError if the update's size differs from the model's (the model is unchanged). */
   template <typename S>
   void step(Vector<S>& params, const Vector<S>& update, State& /*state*/, std::uint64_t /*round*/) const {
+    if (update.size() != params.size())
+      fail<DimensionError>("fedpp::ServerSgd::step", "update size must equal the model size " +
+                                                         std::to_string(params.size()), update.size());
     if (o_.lr == 1.0)
       params += update;
     else

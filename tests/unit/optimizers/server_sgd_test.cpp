@@ -41,3 +41,15 @@ TEST_CASE("ServerSgd with lr = 1 adds the update, other rates scale it, in float
   CHECK(run(xf, 2.0) == Vector<float>{{1.5f, 4.0f, -2.5f}});
   CHECK(run(xf, 0.25) == Vector<float>{{1.0625f, -1.25f, 0.125f}});
 }
+
+TEST_CASE("ServerSgd refuses an update of another size and leaves the model unchanged", "[optimizers][ServerSgd]") {
+  const ServerSgd s({.lr = 0.5});
+  ServerSgd::State st = s.make_state<double>(3);
+  Vector<double> x{{1.0, 2.0, 3.0}};
+  const Vector<double> longer{{1.0, 1.0, 1.0, 1.0}};
+  const Vector<double> shorter{{1.0, 1.0}};
+  CHECK_THROWS_AS(s.step(x, longer, st, 0), DimensionError);
+  CHECK_THROWS_WITH(s.step(x, longer, st, 0), "fedpp::ServerSgd::step: update size must equal the model size 3, got 4");
+  CHECK_THROWS_WITH(s.step(x, shorter, st, 0), "fedpp::ServerSgd::step: update size must equal the model size 3, got 2");
+  CHECK(x == Vector<double>{{1.0, 2.0, 3.0}});
+}
