@@ -1,5 +1,5 @@
 // Standalone generator of the DGC golden values (tests/golden/dgc_golden.inc), written from the
-// definitions of /work/shared/reference/algorithms.md section 4.2 (the reference code's
+// definitions of the team reference notes (shared/reference/algorithms.md) section 4.2 (the reference code's
 // `DGCCompressor.initialize` sampling plan and `_sparsify` threshold, adaptation and selection).
 // It does NOT include fedpp: the test compares fedpp against what this program computes.
 //
