@@ -224,9 +224,11 @@ class Simulation {
     const AttackContext ctx{round, batch.size(), byz.size()};
     Rng rng = make_rng(opts_.seed, round, server_stream, Purpose::attack);
     attack.corrupt(byz, std::as_const(honest), ctx, rng);
-    if (byz.size() != static_cast<Index>(byz_cols.size()) || byz.dim() != d)
-      fail<DimensionError>("fedpp::Simulation", "an attack must keep the number and size of the Byzantine updates",
-                           byz.size());
+    if (byz.size() != static_cast<Index>(byz_cols.size()))
+      fail<DimensionError>("fedpp::Simulation", "an attack must keep the number of Byzantine updates " +
+                                                    std::to_string(byz_cols.size()), byz.size());
+    if (byz.dim() != d)
+      fail<DimensionError>("fedpp::Simulation", "an attack must keep the dimension " + std::to_string(d), byz.dim());
     for (std::size_t k = 0; k < byz_cols.size(); ++k) {
       const auto src = byz.column(static_cast<Index>(k));
       std::copy(src.begin(), src.end(), batch.column(byz_cols[k]).begin());

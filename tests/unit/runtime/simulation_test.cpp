@@ -2,9 +2,14 @@
 // learning progress, failing clients, metrics files.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "fedpp/models/mlp.hpp"
 #include "fedpp/models/softmax_regression.hpp"
@@ -311,6 +316,53 @@ TEST_CASE("non-finite attack output is rejected like a received update", "[runti
     CHECK(h.applied);
   }
   CHECK(r.params.allFinite());
+}
+
+namespace {
+
+// Replaces the Byzantine updates by `count` columns of dimension `dim` (0: keep the batch's).
+struct ReshapingAttack {
+  Index count = 0, dim = 0;
+  void corrupt(UpdateBatch<float>& byz, const UpdateBatch<float>&, const AttackContext&, Rng&) const {
+    byz = UpdateBatch<float>(Matrix<float>::Zero(dim > 0 ? dim : byz.dim(), count));
+  }
+};
+static_assert(Attack<ReshapingAttack, float>);
+
+}  // namespace
+
+TEST_CASE("an attack that changes the number or size of the Byzantine updates is reported", "[runtime][Simulation][attack]") {
+  using fedpp_test::message_of;
+  auto train = blobs<float>(200, 6, 3, 8);
+  const auto shards = contiguous_split(train, 5);
+  Simulation sim(SoftmaxRegression<float>(6, 3), shards, nullptr,
+                 {.rounds = 1, .fraction = 1.0, .seed = 1, .threads = 1, .byzantine = 2});
+  CHECK_THROWS_AS(sim.run(ReshapingAttack{1, 0}), DimensionError);
+  CHECK(message_of([&] { sim.run(ReshapingAttack{1, 0}); }) ==
+        "fedpp::Simulation: an attack must keep the number of Byzantine updates 2, got 1");
+  CHECK(message_of([&] { sim.run(ReshapingAttack{3, 0}); }) ==
+        "fedpp::Simulation: an attack must keep the number of Byzantine updates 2, got 3");
+  // 6 features x 3 classes + 3 biases = 21 parameters.
+  CHECK(message_of([&] { sim.run(ReshapingAttack{2, 22}); }) ==
+        "fedpp::Simulation: an attack must keep the dimension 21, got 22");
+  CHECK(sim.run(ReshapingAttack{2, 0}).history.at(0).accepted == 5);  // zero updates of the right shape
+}
+
+TEST_CASE("ProgressPrinter prints every `every` rounds and the last one", "[runtime][callbacks]") {
+  auto train = blobs<float>(60, 4, 2, 7);
+  Simulation sim(SoftmaxRegression<float>(4, 2), contiguous_split(train, 3), nullptr,
+                 {.rounds = 5, .fraction = 1.0, .threads = 1});
+  std::ostringstream out;
+  sim.run(ProgressPrinter(out, 2));
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<std::string> heads;
+  while (std::getline(lines, line)) heads.push_back(line.substr(0, line.find(' ', 6)));
+  CHECK(heads == std::vector<std::string>{"round 2/5", "round 4/5", "round 5/5"});
+  CHECK(fedpp_test::message_of([] { ProgressPrinter p(std::cout, 0); }) ==
+        "fedpp::ProgressPrinter: every must be >= 1, got 0");
+  CHECK(fedpp_test::message_of([] { MetricsWriter w("/nonexistent-dir/x.csv"); }) ==
+        "fedpp::MetricsWriter: cannot open metrics file for writing, got /nonexistent-dir/x.csv");
 }
 
 TEST_CASE("a data-level attack relabels only the Byzantine clients", "[runtime][Simulation][attack]") {
