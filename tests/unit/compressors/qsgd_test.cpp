@@ -393,7 +393,7 @@ TEST_CASE("Qsgd payloads equal the golden bytes and decode to the golden values"
                                     qsgd_golden_whole_f64_decoded);
 }
 
-TEMPLATE_TEST_CASE("Qsgd's unit draw is uniform on [0, 1): chi-square over 64 bins, below and above 2^32",
+TEMPLATE_TEST_CASE("Qsgd's unit draw is uniform on the unit interval: chi-square over 64 bins, below and above 2^32",
                    "[compressors][Qsgd]", float, double) {
   using S = TestType;
   constexpr int bins = 64;
