@@ -66,7 +66,7 @@ struct DatasetView {
     return label_map.empty() ? y : label_map[static_cast<std::size_t>(y)];
   }
 
-  /// Copies the samples at view positions `order[first, last)` into X (d_in x m) and y (m).
+  /// Copies the samples at the view positions listed in `order` into X (d_in x m) and y (m), m = order.size().
   void gather(std::span<const std::uint32_t> order, Matrix<S>& X, std::vector<Label>& y) const {
     const auto m = static_cast<Index>(order.size());
     X.resize(base->dim(), m);
