@@ -320,7 +320,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(a.workers, len(mutants)))
     t_start = time.monotonic()
-    slots: "queue.Queue[tuple[Path, Path]]" = queue.Queue()
+    dirs: list[tuple[Path, Path]] = []  # (scratch tree, its build) per worker
     for w in range(workers):
         # Worker 0 uses WORKDIR/src and WORKDIR/build; further workers their own copies.
         base = work if w == 0 else work / f"worker{w}"
@@ -328,13 +328,13 @@ def main() -> int:
         n = sync_tree(src)
         print(f"mutants: scratch tree {src} ({n} files updated)", flush=True)
         configure(src, bdir, a.opt, logs / f"configure-{w}.log")
-        slots.put((src, bdir))
+        dirs.append((src, bdir))
     print(f"mutants: {len(mutants)} mutants, {workers} worker(s)", flush=True)
 
     targets = sorted({m.target(t) for m in mutants for t in m.tests})
     baseline_s = 0.0
     if not a.no_baseline:
-        _, bdir0 = slots.queue[0]
+        _, bdir0 = dirs[0]
         print(f"mutants: baseline: building and running {len(targets)} unmutated test files", flush=True)
         rc, dt = build(bdir0, targets, a.jobs, logs / "baseline-build.log")
         if rc != 0:
@@ -351,6 +351,9 @@ def main() -> int:
         baseline_s = time.monotonic() - t_start
         print(f"mutants: baseline passed ({baseline_s:.0f} s)", flush=True)
 
+    slots: "queue.Queue[tuple[Path, Path]]" = queue.Queue()  # the worker folders not in use
+    for d in dirs:
+        slots.put(d)
     jobs_each = max(1, a.jobs // workers)
     lock = threading.Lock()
     done = [0]
