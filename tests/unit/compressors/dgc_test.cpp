@@ -117,6 +117,18 @@ struct DgcGoldenSelect {
 
 #include "golden/dgc_golden.inc"
 
+// The DGC settings of one golden selection case (density, sampling and adaptation).
+DgcOptions golden_select_options(const DgcGoldenSelect& g) {
+  DgcOptions o;
+  o.density = g.rho;
+  o.sample_ratio = g.sample_ratio;
+  o.upper_bound = g.upper;
+  o.lower_bound = g.lower;
+  o.max_adaptation_iters = g.max_iters;
+  o.resample = g.resample;
+  return o;
+}
+
 template <typename S>
 std::vector<S> decode_dense(const Dgc& dgc, const Payload& p, Index d) {
   std::vector<S> out(static_cast<std::size_t>(d), S(7));
@@ -250,13 +262,7 @@ TEST_CASE("Dgc sampled threshold, adaptation and selection equal the golden valu
   int adapted = 0, resampled = 0, capped = 0, raised = 0;
   for (const DgcGoldenSelect& g : dgc_golden_selects) {
     CAPTURE(g.name);
-    DgcOptions o;
-    o.density = g.rho;
-    o.sample_ratio = g.sample_ratio;
-    o.upper_bound = g.upper;
-    o.lower_bound = g.lower;
-    o.max_adaptation_iters = g.max_iters;
-    o.resample = g.resample;
+    DgcOptions o = golden_select_options(g);
     const Dgc dgc(o);
     const DgcSamplingPlan plan = dgc.plan(g.numel, g.rho);
     REQUIRE(plan.stride == g.plan.stride);
@@ -305,13 +311,7 @@ TEST_CASE("Dgc sampled selection through compress equals the golden selection (m
   // With momentum 0 and a zero state, v = x: compress must send the golden indices and values.
   for (const DgcGoldenSelect& g : dgc_golden_selects) {
     CAPTURE(g.name);
-    DgcOptions o;
-    o.density = g.rho;
-    o.sample_ratio = g.sample_ratio;
-    o.upper_bound = g.upper;
-    o.lower_bound = g.lower;
-    o.max_adaptation_iters = g.max_iters;
-    o.resample = g.resample;
+    DgcOptions o = golden_select_options(g);
     o.momentum = 0.0;
     o.warmup = DgcWarmup::none;
     const Dgc dgc(o);
