@@ -6,6 +6,7 @@
 #include <concepts>
 #include <functional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,55 @@ template <typename A, typename S = float>
 concept Aggregator = std::copy_constructible<A> && requires(A& a, const UpdateBatch<S>& batch, Vector<S>& out) {
   { a.aggregate(batch, out) } -> std::same_as<void>;
 };
+
+/// An Aggregator whose rule uses the round (randomised rules: Bucketing).
+/**
+ * Required: `a.aggregate(batch, out, ctx)` with `const AggregationContext& ctx`. The server's
+ * round pipeline calls this form when it exists (see detail::aggregate_in_context), so the draws
+ * depend on (seed, round) only, never on how many rounds the object has seen.
+ */
+template <typename A, typename S = float>
+concept ContextAggregator =
+    Aggregator<A, S> && requires(A& a, const UpdateBatch<S>& batch, Vector<S>& out, const AggregationContext& ctx) {
+      { a.aggregate(batch, out, ctx) } -> std::same_as<void>;
+    };
+
+namespace detail {
+/// Calls `a.aggregate(batch, out, ctx)` when A is a ContextAggregator, else `a.aggregate(batch, out)`.
+template <typename A, typename S>
+void aggregate_in_context(A& a, const UpdateBatch<S>& batch, Vector<S>& out, const AggregationContext& ctx) {
+  if constexpr (ContextAggregator<A, S>)
+    a.aggregate(batch, out, ctx);
+  else
+    a.aggregate(batch, out);
+}
+}  // namespace detail
+
+/// An Aggregator with state kept across rounds that a checkpoint must carry (CenteredClipping's centre).
+/**
+ * Required: `a.state()` returning a reference to a copyable object with a cereal `serialize`
+ * member (saved and restored by the server's checkpoint). Pre-aggregation compositions forward
+ * their inner rule's state.
+ */
+template <typename A>
+concept StatefulAggregator = requires(A& a, const A& ca) {
+  a.state();
+  ca.state();
+  requires std::copy_constructible<std::remove_cvref_t<decltype(a.state())>>;
+};
+
+/// Rewrites a round's batch before aggregation (NNM, ARC, norm clipping, bucketing, DP noise).
+/**
+ * Required: `t.transform(batch, ctx)` with `const UpdateBatch<S>& batch` and
+ * `const AggregationContext& ctx`, returning the new UpdateBatch<S> (same dimension; the number
+ * of columns may change, as with bucketing). Compose transforms with an aggregator through
+ * `PreAggregated` / `pre_aggregate(t..., agg)` (aggregators/pre_aggregated.hpp).
+ */
+template <typename T, typename S = float>
+concept BatchTransform = std::copy_constructible<T> &&
+    requires(const T& t, const UpdateBatch<S>& batch, const AggregationContext& ctx) {
+      { t.transform(batch, ctx) } -> std::same_as<UpdateBatch<S>>;
+    };
 
 /// An Aggregator that can also consume updates one at a time with O(d) memory.
 /**

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "fedpp/core/payload.hpp"
 #include "fedpp/core/types.hpp"
@@ -50,12 +53,28 @@ struct RoundContext {
 };
 
 /// What the server sends to each participant of a round.
+/**
+ * `model` and `aux` are views; `owner`, when set, keeps the buffers they point into alive, so a
+ * copy of the request stays valid after the call that built it returns (a network send that
+ * outlives it, a reply computed later). Requests made by `RoundRequest::shared` own their buffers.
+ */
 template <typename S>
 struct RoundRequest {
   std::uint64_t round = 0;      ///< round index, from 0
   std::uint64_t seed = 0;       ///< run seed
   std::span<const S> model;     ///< current global parameters
   std::span<const S> aux{};     ///< the server optimizer's broadcast (SCAFFOLD's control variate c); empty when none
+  std::shared_ptr<const void> owner{};  ///< keeps `model` and `aux` alive (null: the caller's buffers)
+
+  /// A request that owns copies of `model` and `aux` (shared by every copy of the request).
+  [[nodiscard]] static RoundRequest shared(std::uint64_t round, std::uint64_t seed, Vector<S> model, Vector<S> aux = {}) {
+    auto buffers = std::make_shared<std::pair<Vector<S>, Vector<S>>>(std::move(model), std::move(aux));
+    RoundRequest r{round, seed, {}, {}, {}};
+    r.model = std::span<const S>(buffers->first.data(), static_cast<std::size_t>(buffers->first.size()));
+    r.aux = std::span<const S>(buffers->second.data(), static_cast<std::size_t>(buffers->second.size()));
+    r.owner = std::move(buffers);
+    return r;
+  }
 
   /// Bytes the request takes on the wire (dense model and broadcast plus a small fixed header).
   [[nodiscard]] std::size_t bytes() const noexcept { return 24 + (model.size() + aux.size()) * sizeof(S); }
@@ -68,6 +87,29 @@ enum class ReplyStatus : std::uint8_t {
   dropped = 2,  ///< no reply (disconnect or timeout)
 };
 
+/// Why a reply carries no usable update (machine-readable; Reply::error has the text).
+enum class FailureReason : std::uint8_t {
+  none = 0,          ///< not a failure
+  client_error = 1,  ///< the client raised an error while training or encoding
+  timeout = 2,       ///< no reply before the round's deadline
+  disconnected = 3,  ///< the client went away (connection lost, process gone)
+  malformed = 4,     ///< the reply could not be parsed (bad frame, truncated)
+  cancelled = 5,     ///< the round was cancelled before the client answered
+};
+
+/// Name of a FailureReason ("none", "client_error", "timeout", ...).
+[[nodiscard]] constexpr std::string_view to_string(FailureReason r) noexcept {
+  switch (r) {
+    case FailureReason::none: return "none";
+    case FailureReason::client_error: return "client_error";
+    case FailureReason::timeout: return "timeout";
+    case FailureReason::disconnected: return "disconnected";
+    case FailureReason::malformed: return "malformed";
+    case FailureReason::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
 /// A client's answer to a RoundRequest.
 struct Reply {
   ClientId client = 0;                  ///< who answered
@@ -77,6 +119,19 @@ struct Reply {
   double weight = 0.0;                  ///< aggregation weight (local sample count)
   LocalResult local;                    ///< training summary
   std::string error;                    ///< what went wrong when status != ok
+  std::uint64_t round = 0;              ///< the round whose model the update was computed from
+  FailureReason reason = FailureReason::none;  ///< why status != ok (none when ok)
+
+  /// A reply without an update: `status` failed for client_error, dropped otherwise.
+  [[nodiscard]] static Reply failure(ClientId client, std::uint64_t round, FailureReason why, std::string text) {
+    Reply r;
+    r.client = client;
+    r.round = round;
+    r.status = why == FailureReason::client_error ? ReplyStatus::failed : ReplyStatus::dropped;
+    r.reason = why;
+    r.error = std::move(text);
+    return r;
+  }
 };
 
 /// What a coupled local optimizer exchanges with its server optimizer in one round.
@@ -90,6 +145,16 @@ template <typename S>
 struct LocalExchange {
   std::span<const S> received;  ///< what the server optimizer broadcast this round (empty when nothing)
   Vector<S> reply;              ///< what to send back besides the update (left empty for nothing)
+};
+
+/// What an aggregator or batch transform may know about the round it works on.
+/**
+ * Randomised rules (Bucketing) draw from `make_rng(seed, round, server_stream,
+ * Purpose::aggregation)`, so a resumed or reordered run draws the same numbers.
+ */
+struct AggregationContext {
+  std::uint64_t round = 0;  ///< round index, from 0
+  std::uint64_t seed = 0;   ///< run seed
 };
 
 /// What the server tells a server optimizer about the round it applies.

@@ -49,6 +49,7 @@ class Client {
   Reply handle(const RoundRequest<Scalar>& req) {
     Reply reply;
     reply.client = id_;
+    reply.round = req.round;
     reply.weight = static_cast<double>(data_.size());
     try {
       if (static_cast<Index>(req.model.size()) != model_.num_params())
@@ -82,6 +83,7 @@ class Client {
         reply.payload = comp_.encode(as_span(std::as_const(local)), *comp_state_, crng);
     } catch (const std::exception& e) {
       reply.status = ReplyStatus::failed;
+      reply.reason = FailureReason::client_error;
       reply.error = e.what();
       reply.payload = Payload();
       reply.aux = Payload();
