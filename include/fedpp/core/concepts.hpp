@@ -320,19 +320,9 @@ concept DataAttack = requires(const A& a, int num_classes) {
   { a.label_map(num_classes) } -> std::convertible_to<std::vector<Label>>;
 };
 
-/// Callback through which a transport delivers replies to the server.
+/// Callback through which a transport delivers replies to the server (see runtime/transport.hpp).
 using ReplySink = std::function<void(Reply&&)>;
 
-/// Moves round requests to clients and their replies back (in-process or over a network).
-/**
- * Required: `t.num_clients()`; `t.run_round(request, participants, sink)` delivers the
- * request to each id in `participants` (sorted ascending) and calls `sink` exactly once per
- * participant, in that order, with its Reply (status `dropped`/`failed` when it did not answer).
- */
-template <typename T, typename S = float>
-concept Transport = requires(T& t, const RoundRequest<S>& req, std::span<const ClientId> who, const ReplySink& sink) {
-  { t.num_clients() } -> std::convertible_to<std::size_t>;
-  { t.run_round(req, who, sink) } -> std::same_as<void>;
-};
+// The Transport concepts live in fedpp/runtime/transport.hpp (with the clock and adapters they need).
 
 }  // namespace fedpp

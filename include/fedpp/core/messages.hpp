@@ -4,13 +4,16 @@
 
 #include <cstdint>
 #include <limits>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "fedpp/core/payload.hpp"
+#include "fedpp/core/rng.hpp"
 #include "fedpp/core/types.hpp"
 
 namespace fedpp {
@@ -121,6 +124,7 @@ struct Reply {
   std::string error;                    ///< what went wrong when status != ok
   std::uint64_t round = 0;              ///< the round whose model the update was computed from
   FailureReason reason = FailureReason::none;  ///< why status != ok (none when ok)
+  std::optional<std::uint64_t> checksum{};  ///< reply_digest() of payload and aux as sent, when the transport checks integrity
 
   /// A reply without an update: `status` failed for client_error, dropped otherwise.
   [[nodiscard]] static Reply failure(ClientId client, std::uint64_t round, FailureReason why, std::string text) {
@@ -133,6 +137,35 @@ struct Reply {
     return r;
   }
 };
+
+/// A 64-bit digest of a reply's payload and aux bytes (integrity check of a transport, not a MAC).
+/**
+ * Four interleaved lanes over 8-byte little-endian words, each step `h = detail::mix64(h ^ w) * k`,
+ * lengths folded in, lanes combined with mix64; any change of a byte or of a length changes the
+ * digest with probability about 1 - 2^-64. Not cryptographic: TLS protects against tampering.
+ */
+[[nodiscard]] inline std::uint64_t reply_digest(const Payload& payload, const Payload& aux) noexcept {
+  constexpr std::uint64_t k = 0x9e3779b97f4a7c15ULL;
+  std::uint64_t lane[4] = {0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL, 0xa4093822299f31d0ULL, 0x082efa98ec4e6c89ULL};
+  auto absorb = [&](std::span<const std::uint8_t> b) {
+    std::size_t i = 0;
+    for (; i + 32 <= b.size(); i += 32)
+      for (int l = 0; l < 4; ++l) {
+        std::uint64_t w;
+        std::memcpy(&w, b.data() + i + 8 * static_cast<std::size_t>(l), 8);
+        lane[l] = detail::mix64(lane[l] ^ w) * k;
+      }
+    std::uint64_t tail = b.size();
+    for (int sh = 0; i < b.size(); ++i, sh = (sh + 8) % 64) {
+      tail ^= static_cast<std::uint64_t>(b[i]) << sh;
+      if (sh == 56) tail = detail::mix64(tail);
+    }
+    lane[0] = detail::mix64(lane[0] ^ tail) * k;
+  };
+  absorb(payload.data());
+  absorb(aux.data());
+  return detail::mix64(lane[0] ^ detail::mix64(lane[1] ^ detail::mix64(lane[2] ^ detail::mix64(lane[3]))));
+}
 
 /// What a coupled local optimizer exchanges with its server optimizer in one round.
 /**

@@ -27,13 +27,20 @@ inline std::size_t clients_per_round(std::size_t total, double fraction, std::si
   return std::clamp<std::size_t>(m, 1, total);
 }
 
-/// Draws `m` distinct ids from [0, total) uniformly (partial Fisher-Yates), returned sorted.
-inline std::vector<ClientId> sample_clients(std::size_t total, std::size_t m, Rng& rng) {
+/// Draws `m` distinct ids from [0, total) uniformly (partial Fisher-Yates), in draw order.
+/// The draw order is the rank order of over-selection (the first m valid replies in it are kept).
+inline std::vector<ClientId> sample_clients_ranked(std::size_t total, std::size_t m, Rng& rng) {
   require(m <= total, "fedpp::sample_clients", "m must be <= total " + std::to_string(total), m);
   std::vector<ClientId> ids(total);
   std::iota(ids.begin(), ids.end(), ClientId{0});
   for (std::size_t i = 0; i < m; ++i) std::swap(ids[i], ids[i + rng.uniform_index(total - i)]);
   ids.resize(m);
+  return ids;
+}
+
+/// Draws `m` distinct ids from [0, total) uniformly (partial Fisher-Yates), returned sorted.
+inline std::vector<ClientId> sample_clients(std::size_t total, std::size_t m, Rng& rng) {
+  std::vector<ClientId> ids = sample_clients_ranked(total, m, rng);
   std::sort(ids.begin(), ids.end());
   return ids;
 }

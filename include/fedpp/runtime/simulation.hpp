@@ -4,6 +4,8 @@
 /// given in any order and defaulted when omitted.
 
 #include <array>
+#include <filesystem>
+#include <string>
 #include <memory>
 #include <tuple>
 #include <type_traits>
@@ -12,6 +14,8 @@
 
 #include "fedpp/attacks/no_attack.hpp"
 #include "fedpp/core/concepts.hpp"
+#include "fedpp/runtime/byzantine.hpp"
+#include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/client.hpp"
 #include "fedpp/runtime/in_process.hpp"
 #include "fedpp/runtime/server.hpp"
@@ -30,6 +34,8 @@ struct SimulationOptions {
   Index eval_chunk = 1000;           ///< test samples per evaluation task
   std::size_t byzantine = 0;         ///< number of Byzantine clients (overrides byzantine_fraction when > 0)
   double byzantine_fraction = 0.0;   ///< fraction of clients that are Byzantine, in [0, 1)
+  std::string checkpoint{};          ///< when set, the whole run (server and clients) is saved here after each round
+  bool resume = false;               ///< start from `checkpoint` when that file exists (a fresh run otherwise)
 };
 
 namespace detail {
@@ -129,6 +135,7 @@ class Simulation {
     }
     require(opts_.threads >= 0, who, "threads must be >= 0", opts_.threads);
     require(opts_.eval_chunk >= 1, who, "eval_chunk must be >= 1", opts_.eval_chunk);
+    require(!opts_.resume || !opts_.checkpoint.empty(), who, "resume needs a checkpoint path", "empty");
     const std::size_t n = shards_.size();
     std::size_t f = opts_.byzantine;
     if (f == 0 && opts_.byzantine_fraction != 0.0) {
@@ -172,17 +179,22 @@ class Simulation {
 
     ServerOptions so{opts_.rounds, opts_.fraction, opts_.clients_per_round, opts_.min_updates, opts_.seed,
                      opts_.eval_every};
-    Server<Scalar, decltype(agg), decltype(sopt), decltype(comp)> server(initial_, so, agg, sopt, comp);
+    using ServerT = Server<Scalar, decltype(agg), decltype(sopt), decltype(comp)>;
+    ServerT server(initial_, so, agg, sopt, comp);
     if (test_)
       server.set_evaluator([this, &transport](std::span<const Scalar> p) { return evaluate(p, transport.pool()); });
     if constexpr (has_attack) {
-      if (!byzantine_.empty())
-        server.set_batch_transform([this, &attack](UpdateBatch<Scalar>& batch, const RoundStats& st) {
-          apply_attack(attack, batch, st.round);
-        });
+      if (!byzantine_.empty()) server.set_stage(ByzantineStage<decltype(attack), Scalar>(attack, byzantine_));
     }
+    const std::string tag = fingerprint_tag<ClientT, decltype(attack)>();
+    if (opts_.resume && !opts_.checkpoint.empty() && std::filesystem::exists(opts_.checkpoint)) {
+      ClientStates<ClientT> part{transport.clients()};
+      load_checkpoint(server, opts_.checkpoint, tag, part);
+      transport.clients() = std::move(part.clients);
+    }
+    SimulationCheckpointer<ServerT, ClientT> saver{&server, &transport, opts_.checkpoint, tag};
 
-    auto callbacks = std::tuple_cat(callback_ref(args)...);
+    auto callbacks = std::tuple_cat(std::tuple<SimulationCheckpointer<ServerT, ClientT>&>(saver), callback_ref(args)...);
     return std::apply([&](auto&... cbs) { return server.run(transport, cbs...); }, callbacks);
   }
 
@@ -204,37 +216,6 @@ class Simulation {
     return total;
   }
 
-  /// Lets `attack` rewrite the Byzantine columns of a round's batch (ids in byzantine_ids()).
-  template <typename A>
-  void apply_attack(A& attack, UpdateBatch<Scalar>& batch, std::uint64_t round) const {
-    const Index d = batch.dim();
-    UpdateBatch<Scalar> honest(d, batch.size()), byz(d, byzantine_.size());
-    std::vector<Index> byz_cols;
-    for (Index i = 0; i < batch.size(); ++i) {
-      const ClientId id = batch.ids()[static_cast<std::size_t>(i)];
-      const double w = batch.weights()[static_cast<std::size_t>(i)];
-      if (std::binary_search(byzantine_.begin(), byzantine_.end(), id)) {
-        byz.push_back(id, w, batch.column(i));
-        byz_cols.push_back(i);
-      } else {
-        honest.push_back(id, w, batch.column(i));
-      }
-    }
-    if (byz.empty()) return;
-    const AttackContext ctx{round, batch.size(), byz.size()};
-    Rng rng = make_rng(opts_.seed, round, server_stream, Purpose::attack);
-    attack.corrupt(byz, std::as_const(honest), ctx, rng);
-    if (byz.size() != static_cast<Index>(byz_cols.size()))
-      fail<DimensionError>("fedpp::Simulation", "an attack must keep the number of Byzantine updates " +
-                                                    std::to_string(byz_cols.size()), byz.size());
-    if (byz.dim() != d)
-      fail<DimensionError>("fedpp::Simulation", "an attack must keep the dimension " + std::to_string(d), byz.dim());
-    for (std::size_t k = 0; k < byz_cols.size(); ++k) {
-      const auto src = byz.column(static_cast<Index>(k));
-      std::copy(src.begin(), src.end(), batch.column(byz_cols[k]).begin());
-    }
-  }
-
   /// Ids of the Byzantine clients (sorted; empty without an attack setting).
   [[nodiscard]] const std::vector<ClientId>& byzantine_ids() const noexcept { return byzantine_; }
 
@@ -248,6 +229,36 @@ class Simulation {
   [[nodiscard]] const SimulationOptions& options() const noexcept { return opts_; }
 
  private:
+  /// Saves server and clients after each round (when a checkpoint path is set).
+  template <typename ServerT, typename ClientT>
+  struct SimulationCheckpointer {
+    const ServerT* server;
+    InProcessTransport<ClientT>* transport;
+    std::string path;
+    std::string tag;
+    template <typename S>
+    void on_round_end(const RoundStats& /*st*/, std::span<const S> /*params*/) {
+      if (path.empty()) return;
+      save_checkpoint(*server, path, tag, ClientStates<ClientT>{transport->clients()});
+    }
+  };
+
+  /// What the server fingerprint does not cover: the clients, their policies, the attack, the data split.
+  template <typename ClientT, typename AttackT>
+  std::string fingerprint_tag() const {
+    std::string t = "simulation; clients ";
+    t += std::to_string(shards_.size());
+    t += " (";
+    t += detail::type_name<ClientT>();
+    t += "); attack ";
+    t += detail::type_name<AttackT>();
+    t += "; byzantine";
+    for (ClientId b : byzantine_) (t += ' ') += std::to_string(b);
+    t += "; shard sizes";
+    for (const auto& sh : shards_) (t += ' ') += std::to_string(sh.size());
+    return t;
+  }
+
   template <typename P>
   static auto callback_ref(P& p) {
     if constexpr (detail::policy_kind<P, M> == 0)

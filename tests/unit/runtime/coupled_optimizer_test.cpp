@@ -158,7 +158,7 @@ TEST_CASE("With a batch transform, observe() sees the transformed updates that s
   Server<double, WeightedMean, BroadcastRecorder> server(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
                                                          BroadcastRecorder{.aux = true});
   std::vector<ClientId> seen_by_transform;
-  server.set_batch_transform([&](UpdateBatch<double>& batch, const RoundStats&) {
+  server.set_stage([&](UpdateBatch<double>& batch, const AggregationContext&) {
     for (Index i = 0; i < batch.size(); ++i) {
       seen_by_transform.push_back(batch.ids()[static_cast<std::size_t>(i)]);
       auto col = batch.column(i);
@@ -180,7 +180,7 @@ TEST_CASE("With a batch transform, observe() sees the transformed updates that s
   // Observed updates are the transformed ones.
   Server<double, WeightedMean, BroadcastRecorder> plain(Vector<double>::Zero(2), {.rounds = 1, .fraction = 1.0}, {},
                                                         BroadcastRecorder{.aux = false});
-  plain.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
+  plain.set_stage([](UpdateBatch<double>& batch, const AggregationContext&) {
     for (Index i = 0; i < batch.size(); ++i) batch.column(i)[0] *= 3.0;
   });
   plain.step(transport);

@@ -104,7 +104,7 @@ TEST_CASE("InProcessTransport checks client ids", "[runtime][transport]") {
   const std::vector<ClientId> outside{0, 3};  // 3 == the number of clients: one past the last id
   CHECK(fedpp_test::message_of([&] {
           transport.run_round(RoundRequest<double>{0, 1, as_span(global)}, outside, [&](Reply&&) { ++calls; });
-        }) == "fedpp::InProcessTransport::run_round: unknown client id, got 3");
+        }) == "fedpp::InProcessTransport::start_round: unknown client id, got 3");
   CHECK(calls == 0);  // checked before anyone trains
   CHECK_FALSE(transport.clients()[0].optimizer_state().has_value());
   CHECK(fedpp_test::message_of([] { InProcessTransport<TagClient> t(tag_clients(2), -1); }) ==

@@ -73,7 +73,7 @@ struct ScriptedTransport {
   }
 };
 using MisbehavingTransport = ScriptedTransport<double>;
-static_assert(Transport<MisbehavingTransport, double> && Transport<ScriptedTransport<float>, float>);
+static_assert(SynchronousTransport<MisbehavingTransport, double> && SynchronousTransport<ScriptedTransport<float>, float>);
 
 // Size of a dense Identity payload from the documented wire format (docs/compressors/sparse.md):
 // u16 codec + u8 version + varint dim + varint count (= dim), then dim values of `width` bytes.
@@ -181,7 +181,7 @@ TEST_CASE("Server weights the train loss and the aggregate by the reply weights"
     t.weight = {{0, 1.0}, {1, 2.0}, {2, 5.0}, {3, 2.0}};
     t.loss = {{0, 0.5}, {1, 2.0}, {2, 4.0}, {3, std::numeric_limits<double>::quiet_NaN()}};
     Server<double> server(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0});
-    if (batch_path) server.set_batch_transform([](UpdateBatch<double>&, const RoundStats&) {});
+    if (batch_path) server.set_stage([](UpdateBatch<double>& , const AggregationContext&) {});
     const RoundStats st = server.step(t);
     CHECK(st.accepted == 4);
     CHECK(st.train_loss == 3.0625);
@@ -271,9 +271,11 @@ TEST_CASE("Server validates what a batch transform produces like a received upda
   Server<double> server(Vector<double>::Zero(4), {.rounds = 2, .fraction = 1.0});
   std::vector<std::size_t> seen_accepted, seen_rejected;
   std::vector<ClientId> seen_ids;
-  server.set_batch_transform([&](UpdateBatch<double>& batch, const RoundStats& st) {
-    seen_accepted.push_back(st.accepted);
-    seen_rejected.push_back(st.rejected_nonfinite);
+  std::vector<std::uint64_t> seen_rounds;
+  server.set_stage([&](UpdateBatch<double>& batch, const AggregationContext& ctx) {
+    seen_accepted.push_back(static_cast<std::size_t>(batch.size()));
+    seen_rejected.push_back(server.pipeline().stats().rejected_nonfinite);
+    seen_rounds.push_back(ctx.round);
     seen_ids.assign(batch.ids().begin(), batch.ids().end());
     batch.column(0)[1] = std::numeric_limits<double>::quiet_NaN();
     batch.column(2)[3] = std::numeric_limits<double>::infinity();
@@ -282,6 +284,7 @@ TEST_CASE("Server validates what a batch transform produces like a received upda
   const RoundStats st = server.step(t);
   CHECK(seen_accepted == std::vector<std::size_t>{6});
   CHECK(seen_rejected == std::vector<std::size_t>{1});
+  CHECK(seen_rounds == std::vector<std::uint64_t>{0});
   CHECK(seen_ids == std::vector<ClientId>{0, 1, 2, 3, 4, 5});
   CHECK(st.accepted == 3);
   CHECK(st.rejected_nonfinite == 4);
@@ -290,7 +293,7 @@ TEST_CASE("Server validates what a batch transform produces like a received upda
 
   // The same with a quorum of 4: only 3 updates survive the transform, so nothing is applied.
   Server<double> strict(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0, .min_updates = 4});
-  strict.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
+  strict.set_stage([](UpdateBatch<double>& batch, const AggregationContext&) {
     for (Index i : {0, 2, 4}) batch.column(i)[0] = std::numeric_limits<double>::quiet_NaN();
   });
   const RoundStats st2 = strict.step(t);
@@ -303,14 +306,14 @@ TEST_CASE("Server aggregates with the weights a batch transform sets", "[runtime
   MisbehavingTransport t;
   t.n = 2;
   Server<double> server(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0});
-  server.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
+  server.set_stage([](UpdateBatch<double>& batch, const AggregationContext&) {
     batch = UpdateBatch<double>(Matrix<double>(batch.matrix()), {3.0, 1.0}, {0, 1});
   });
   server.step(t);
   CHECK(server.params() == Vector<double>::Constant(4, 1.25));  // (3 * 1 + 1 * 2) / 4
   // A transform cannot give an update a bad weight: UpdateBatch refuses it, the round fails cleanly.
   Server<double> bad(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0});
-  bad.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
+  bad.set_stage([](UpdateBatch<double>& batch, const AggregationContext&) {
     batch = UpdateBatch<double>(Matrix<double>(batch.matrix()), {-1.0, 1.0}, {0, 1});
   });
   CHECK(message_of([&] { bad.step(t); }) == "fedpp::UpdateBatch: weights must be finite and >= 0, got -1");
@@ -321,19 +324,19 @@ TEST_CASE("Server checks the dimension of a transformed batch and of a broadcast
   MisbehavingTransport t;
   t.n = 3;
   Server<double> server(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0});
-  server.set_batch_transform([](UpdateBatch<double>& batch, const RoundStats&) {
+  server.set_stage([](UpdateBatch<double>& batch, const AggregationContext&) {
     batch = UpdateBatch<double>(Matrix<double>::Zero(5, batch.size()));
   });
   CHECK_THROWS_AS(server.step(t), DimensionError);
   CHECK(message_of([&] { server.step(t); }) ==
-        "fedpp::Server::step: the batch transform must keep the dimension 4, got 5");
+        "fedpp::RoundPipeline::commit: a stage must keep the dimension 4, got 5");
   CHECK(server.params() == Vector<double>::Zero(4));
 
   using B = Server<double, WeightedMean, SizedBroadcast>;
   B wrong(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0}, {}, SizedBroadcast{5});
   CHECK_THROWS_AS(wrong.step(t), DimensionError);
   CHECK(message_of([&] { wrong.step(t); }) ==
-        "fedpp::Server::step: the server optimizer's broadcast must have the model's 4 entries, got 5");
+        "fedpp::RoundPipeline::request: the server optimizer's broadcast must have the model's 4 entries, got 5");
   // An empty broadcast sends nothing extra; a full one travels with the model to every participant.
   B none(Vector<double>::Zero(4), {.rounds = 1, .fraction = 1.0}, {}, SizedBroadcast{0});
   CHECK(none.step(t).bytes_down == 3 * (24 + 4 * 8));

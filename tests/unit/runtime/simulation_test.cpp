@@ -339,12 +339,12 @@ TEST_CASE("an attack that changes the number or size of the Byzantine updates is
                  {.rounds = 1, .fraction = 1.0, .seed = 1, .threads = 1, .byzantine = 2});
   CHECK_THROWS_AS(sim.run(ReshapingAttack{1, 0}), DimensionError);
   CHECK(message_of([&] { sim.run(ReshapingAttack{1, 0}); }) ==
-        "fedpp::Simulation: an attack must keep the number of Byzantine updates 2, got 1");
+        "fedpp::ByzantineStage: an attack must keep the number of Byzantine updates 2, got 1");
   CHECK(message_of([&] { sim.run(ReshapingAttack{3, 0}); }) ==
-        "fedpp::Simulation: an attack must keep the number of Byzantine updates 2, got 3");
+        "fedpp::ByzantineStage: an attack must keep the number of Byzantine updates 2, got 3");
   // 6 features x 3 classes + 3 biases = 21 parameters.
   CHECK(message_of([&] { sim.run(ReshapingAttack{2, 22}); }) ==
-        "fedpp::Simulation: an attack must keep the dimension 21, got 22");
+        "fedpp::ByzantineStage: an attack must keep the dimension 21, got 22");
   CHECK(sim.run(ReshapingAttack{2, 0}).history.at(0).accepted == 5);  // zero updates of the right shape
 }
 

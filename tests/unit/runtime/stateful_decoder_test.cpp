@@ -79,7 +79,7 @@ struct RoundScriptedTransport {
     }
   }
 };
-static_assert(Transport<RoundScriptedTransport, double>);
+static_assert(SynchronousTransport<RoundScriptedTransport, double>);
 
 // Records coordinate 0 of each round's aggregate.
 struct FirstCoordinateProbe {
