@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fedpp/core/error.hpp"
@@ -67,6 +70,24 @@ class UpdateBatch {
     ids_.push_back(id);
   }
 
+  /// Appends a zero column for client `id` with `weight` and returns it to be filled in place
+  /// (saves a copy when decoding straight into the batch); throws InvalidArgument on a bad weight.
+  std::span<S> append_column(ClientId id, double weight) {
+    check_weight(weight);
+    data_.resize(data_.size() + static_cast<std::size_t>(dim_));
+    weights_.push_back(weight);
+    ids_.push_back(id);
+    return column(size() - 1);
+  }
+
+  /// Removes the last column (no-op on an empty batch).
+  void pop_back() noexcept {
+    if (ids_.empty()) return;
+    data_.resize(data_.size() - static_cast<std::size_t>(dim_));
+    weights_.pop_back();
+    ids_.pop_back();
+  }
+
   /// Removes all columns, keeping the dimension and the allocation.
   void clear() noexcept {
     data_.clear();
@@ -124,7 +145,7 @@ class UpdateBatch {
     std::vector<std::size_t> perm(ids_.size());
     std::iota(perm.begin(), perm.end(), std::size_t{0});
     std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return ids_[a] < ids_[b]; });
-    std::vector<S> data(data_.size());
+    Storage data(data_.size());
     std::vector<double> w(weights_.size());
     std::vector<ClientId> ids(ids_.size());
     const auto d = static_cast<std::size_t>(dim_);
@@ -152,7 +173,8 @@ class UpdateBatch {
   }
 
   Index dim_ = 0;
-  std::vector<S> data_;
+  using Storage = std::vector<S>;
+  Storage data_;
   std::vector<double> weights_;
   std::vector<ClientId> ids_;
 };

@@ -88,7 +88,13 @@ class ProgressPrinter {
     *os_ << buf;
     if (st.rejected()) *os_ << "  (" << st.rejected() << " rejected)";
     if (st.failed + st.dropped) *os_ << "  (" << st.failed + st.dropped << " failed/dropped)";
-    if (!st.applied) *os_ << "  [no quorum: model unchanged]";
+    if (st.timed_out) *os_ << "  (" << st.timed_out << " timed out)";
+    if (st.ignored()) *os_ << "  (" << st.ignored() << " late/duplicate/unexpected ignored)";
+    if (st.rolled_back) *os_ << "  [non-finite step rolled back: model unchanged]";
+    if (!st.quorum_met)
+      *os_ << "  [no quorum: model unchanged]";
+    else if (!st.applied && !st.rolled_back)
+      *os_ << "  [non-finite aggregate: model unchanged]";
     *os_ << '\n' << std::flush;
   }
 
@@ -111,7 +117,8 @@ class MetricsWriter {
     if (!out_) fail<DataError>("fedpp::MetricsWriter", "cannot open metrics file for writing", path);
     if (format_ == Format::csv)
       out_ << "round,participants,accepted,failed,dropped,rejected_malformed,rejected_nonfinite,applied,"
-              "train_loss,test_loss,test_accuracy,update_norm,bytes_up,bytes_down,seconds\n";
+              "train_loss,test_loss,test_accuracy,update_norm,bytes_up,bytes_down,seconds,available,target,surplus,timed_out,"
+              "late,duplicates,unexpected,rolled_back\n";
   }
 
   // A writer owns its file: movable, not copyable.
@@ -125,7 +132,9 @@ class MetricsWriter {
       out_ << st.round + 1 << ',' << st.participants << ',' << st.accepted << ',' << st.failed << ',' << st.dropped
            << ',' << st.rejected_malformed << ',' << st.rejected_nonfinite << ',' << (st.applied ? 1 : 0) << ','
            << num(st.train_loss) << ',' << num(st.test_loss) << ',' << num(st.test_accuracy) << ','
-           << num(st.update_norm) << ',' << st.bytes_up << ',' << st.bytes_down << ',' << num(st.seconds) << '\n';
+           << num(st.update_norm) << ',' << st.bytes_up << ',' << st.bytes_down << ',' << num(st.seconds) << ','
+           << st.available << ',' << st.target << ',' << st.surplus << ',' << st.timed_out << ',' << st.late << ','
+           << st.duplicates << ',' << st.unexpected << ',' << (st.rolled_back ? 1 : 0) << '\n';
     } else {
       out_ << "{\"round\":" << st.round + 1 << ",\"participants\":" << st.participants << ",\"accepted\":"
            << st.accepted << ",\"failed\":" << st.failed << ",\"dropped\":" << st.dropped
@@ -134,7 +143,10 @@ class MetricsWriter {
            << ",\"train_loss\":" << json(st.train_loss) << ",\"test_loss\":" << json(st.test_loss)
            << ",\"test_accuracy\":" << json(st.test_accuracy) << ",\"update_norm\":" << json(st.update_norm)
            << ",\"bytes_up\":" << st.bytes_up << ",\"bytes_down\":" << st.bytes_down
-           << ",\"seconds\":" << json(st.seconds) << "}\n";
+           << ",\"seconds\":" << json(st.seconds) << ",\"available\":" << st.available << ",\"target\":" << st.target
+           << ",\"surplus\":" << st.surplus << ",\"timed_out\":" << st.timed_out << ",\"late\":" << st.late
+           << ",\"duplicates\":" << st.duplicates << ",\"unexpected\":" << st.unexpected
+           << ",\"rolled_back\":" << (st.rolled_back ? "true" : "false") << "}\n";
     }
     out_.flush();
   }

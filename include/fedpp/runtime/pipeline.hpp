@@ -202,7 +202,11 @@ class RoundPipeline {
     if constexpr (can_stream) {
       if (stream_) acc_.emplace(agg_, d);
     }
-    batch_ = UpdateBatch<S>(d, stream_ ? 0 : static_cast<Index>(ranked_.size()));
+    // The batch keeps its allocation from round to round (a fresh d x m buffer costs page faults).
+    if (batch_.dim() == d)
+      batch_.clear();
+    else
+      batch_ = UpdateBatch<S>(d, stream_ ? 0 : static_cast<Index>(ranked_.size()));
     cols_.clear();
     aux_.clear();
     scratch_.resize(d);
@@ -218,7 +222,7 @@ class RoundPipeline {
   [[nodiscard]] bool is_open() const noexcept { return open_; }
 
   /// Takes one reply of any round, in any order; returns what happened to it.
-  Verdict accept(Reply&& r) {
+  Verdict accept(const Reply& r) {
     st_.bytes_up += r.payload.bytes() + r.aux.bytes();
     if (r.round < state_.round) return count(Verdict::late);
     if (!open_) return count(Verdict::unexpected);
@@ -401,7 +405,7 @@ class RoundPipeline {
     }
   }
 
-  Verdict validate(Reply& r, std::size_t rank) {
+  Verdict validate(const Reply& r, std::size_t rank) {
     if (r.status != ReplyStatus::ok) {
       switch (r.reason) {
         case FailureReason::timeout: return Verdict::timed_out;
@@ -414,6 +418,9 @@ class RoundPipeline {
       return r.status == ReplyStatus::failed ? Verdict::failed : Verdict::dropped;
     }
     if (r.checksum && *r.checksum != reply_digest(r.payload, r.aux)) return Verdict::malformed;
+    if (!std::isfinite(r.weight) || r.weight < 0) return Verdict::nonfinite;
+    // Batch collection decodes straight into a new column of the batch (no copy); streaming into scratch.
+    const std::span<S> out = stream_ ? as_span(scratch_) : batch_.append_column(r.client, r.weight);
     try {
       if constexpr (stateful_decoder) {
         // Decode with a scratch copy of the client's state; committed below only on acceptance.
@@ -424,16 +431,19 @@ class RoundPipeline {
           *decoder_scratch_ = known->second;  // reuses the scratch's buffers
         else
           decoder_scratch_.emplace(known->second);
-        comp_.decode(r.payload, as_span(scratch_), *decoder_scratch_);
+        comp_.decode(r.payload, out, *decoder_scratch_);
       } else {
-        comp_.decode(r.payload, as_span(scratch_));
+        comp_.decode(r.payload, out);
       }
       if (needs_aux_) Identity().decode(r.aux, as_span(aux_scratch_));
     } catch (const Error&) {
+      if (!stream_) batch_.pop_back();
       return Verdict::malformed;
     }
-    if (!scratch_.allFinite() || !std::isfinite(r.weight) || r.weight < 0 || (needs_aux_ && !aux_scratch_.allFinite()))
+    if (!as_map(std::span<const S>(out)).allFinite() || (needs_aux_ && !aux_scratch_.allFinite())) {
+      if (!stream_) batch_.pop_back();
       return Verdict::nonfinite;
+    }
     if constexpr (stateful_decoder) {
       const auto known = state_.decoders.find(r.client);
       if (known != state_.decoders.end())
@@ -453,7 +463,6 @@ class RoundPipeline {
         weight_sum_ += r.weight;
       }
     } else {
-      batch_.push_back(r.client, r.weight, as_span(std::as_const(scratch_)));
       cols_.push_back(Column{rank, loss});
       if (needs_aux_) aux_.push_back(aux_scratch_);
     }
@@ -478,15 +487,18 @@ class RoundPipeline {
     bool identity = order.size() == n;
     for (std::size_t k = 0; identity && k < n; ++k) identity = order[k] == k;
     if (!identity) {
-      UpdateBatch<S> sorted(d, static_cast<Index>(order.size()));
+      if (spare_.dim() == d)
+        spare_.clear();
+      else
+        spare_ = UpdateBatch<S>(d, static_cast<Index>(order.size()));
       std::vector<Column> cols;
       std::vector<Vector<S>> aux;
       for (std::size_t k : order) {
-        sorted.push_back(batch_.ids()[k], batch_.weights()[k], batch_.column(static_cast<Index>(k)));
+        spare_.push_back(batch_.ids()[k], batch_.weights()[k], batch_.column(static_cast<Index>(k)));
         cols.push_back(cols_[k]);
         if (needs_aux_) aux.push_back(std::move(aux_[k]));
       }
-      batch_ = std::move(sorted);
+      std::swap(batch_, spare_);
       cols_ = std::move(cols);
       aux_ = std::move(aux);
     }
@@ -517,7 +529,7 @@ class RoundPipeline {
   std::vector<std::size_t> sorted_;  // rank positions in ascending id order
   std::vector<Slot> slot_;
   std::optional<typename detail::AccumulatorOf<Agg, S, can_stream>::type> acc_;
-  UpdateBatch<S> batch_;
+  UpdateBatch<S> batch_, spare_;  // the round's batch; the buffer it is re-sorted into
   std::vector<Column> cols_;
   std::vector<Vector<S>> aux_;
   double loss_sum_ = 0.0, weight_sum_ = 0.0;

@@ -257,7 +257,7 @@ class Server {
     bool closed = false;
     transport.start_round(req, who, [&](Reply&& r) {
       if (closed) return;
-      pipe_.accept(std::move(r));
+      pipe_.accept(r);
       if (close_when_settled && pipe_.settled()) {
         closed = true;
         transport.cancel_round();
