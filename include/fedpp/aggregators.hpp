@@ -1,6 +1,6 @@
 #pragma once
 /// @file aggregators.hpp
-/// Convenience header: every aggregation rule and pre-aggregator of fedpp.
+/// Convenience header: every aggregation rule, batch transform and pre-aggregator of fedpp.
 
 #include "fedpp/aggregators/any_aggregator.hpp"
 #include "fedpp/aggregators/arc.hpp"
@@ -14,5 +14,6 @@
 #include "fedpp/aggregators/meamed.hpp"
 #include "fedpp/aggregators/nnm.hpp"
 #include "fedpp/aggregators/norm_clipping.hpp"
+#include "fedpp/aggregators/pre_aggregated.hpp"
 #include "fedpp/aggregators/trimmed_mean.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"

@@ -8,13 +8,19 @@
 #include <utility>
 
 #include "fedpp/core/concepts.hpp"
+#include "fedpp/core/messages.hpp"
 
 namespace fedpp {
 
 /// Holds any Aggregator<A, S> by value behind one type; copies clone the held rule (and its state).
 /**
  * Costs one virtual call per aggregation. Streaming is not offered through the erased type: a
- * Server holding an AnyAggregator always collects the round's batch.
+ * Server holding an AnyAggregator always collects the round's batch. The context form
+ * `aggregate(batch, out, ctx)` reaches the held rule through detail::aggregate_in_context (its
+ * own context form when it has one, e.g. Bucketing<A>, else its plain aggregate), so an
+ * AnyAggregator is always a ContextAggregator. The held rule's state() is not forwarded (the
+ * erased type cannot name it): an AnyAggregator is never a StatefulAggregator, and a checkpoint
+ * does not carry the state of a stateful rule held in one.
  * @tparam S scalar type of the updates.
  */
 template <typename S = float>
@@ -42,6 +48,10 @@ class AnyAggregator {
 
   /// Aggregates with the held rule.
   void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) { impl_->aggregate(batch, out); }
+  /// Aggregates with the held rule in the round's context (its context form when it has one).
+  void aggregate(const UpdateBatch<S>& batch, Vector<S>& out, const AggregationContext& ctx) {
+    impl_->aggregate(batch, out, ctx);
+  }
 
   /// The display name given at construction.
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -50,12 +60,16 @@ class AnyAggregator {
   struct Base {
     virtual ~Base() = default;
     virtual void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) = 0;
+    virtual void aggregate(const UpdateBatch<S>& batch, Vector<S>& out, const AggregationContext& ctx) = 0;
     [[nodiscard]] virtual std::unique_ptr<Base> clone() const = 0;
   };
   template <typename A>
   struct Holder final : Base {
     explicit Holder(A a) : rule(std::move(a)) {}
     void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) override { rule.aggregate(batch, out); }
+    void aggregate(const UpdateBatch<S>& batch, Vector<S>& out, const AggregationContext& ctx) override {
+      detail::aggregate_in_context(rule, batch, out, ctx);
+    }
     [[nodiscard]] std::unique_ptr<Base> clone() const override { return std::make_unique<Holder>(rule); }
     A rule;
   };
@@ -64,6 +78,7 @@ class AnyAggregator {
   std::string name_;
 };
 
-static_assert(Aggregator<AnyAggregator<float>, float> && Aggregator<AnyAggregator<double>, double>);
+static_assert(Aggregator<AnyAggregator<float>, float> && Aggregator<AnyAggregator<double>, double> &&
+              ContextAggregator<AnyAggregator<float>, float> && !StatefulAggregator<AnyAggregator<float>>);
 
 }  // namespace fedpp

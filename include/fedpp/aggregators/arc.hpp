@@ -1,7 +1,7 @@
 #pragma once
 /// @file arc.hpp
-/// Adaptive robust clipping (ARC): a pre-aggregator that clips the k largest updates to the
-/// norm of the largest one kept, then hands the batch to any aggregator.
+/// Adaptive robust clipping (ARC): the batch transform ArcClipping clips the k largest updates to
+/// the norm of the largest one kept; Arc<A> hands the clipped batch to any aggregator.
 
 #include <algorithm>
 #include <cmath>
@@ -12,15 +12,17 @@
 
 #include "fedpp/aggregators/detail/dist_mix.hpp"
 #include "fedpp/aggregators/detail/dist_sweep.hpp"
+#include "fedpp/aggregators/pre_aggregated.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/messages.hpp"
 #include "fedpp/core/types.hpp"
 #include "fedpp/core/update_batch.hpp"
 
 namespace fedpp {
 
-/// Adaptive robust clipping before an inner rule (ByzFL's ARC).
+/// Adaptive robust clipping (ByzFL's ARC) as a batch transform.
 /**
  * Allouah, Guerraoui, Gupta, Jellouli, Rizk, Stephan, 2024, "The Vital Role of Gradient
  * Clipping in Byzantine-Resilient Distributed Learning", arXiv:2405.14432.
@@ -28,37 +30,33 @@ namespace fedpp {
  * index); the k last ones are scaled to the norm of the (n - k)-th (x -> x * threshold / ||x||
  * when ||x|| > threshold); k = 0 changes nothing. The order among equal norms cannot change the
  * result (a norm equal to the threshold is not above it; equal norms above it get equal
- * factors). Ids and weights are kept; the batch goes to the inner rule (default:
- * WeightedMean). Requires n > f. Norms in double (detail/dist_sweep.hpp).
+ * factors). Ids and weights are kept. Requires n > f. Norms in double (detail/dist_sweep.hpp).
  * ByzFL computes k in floating point (int((2f/n)(n-f))), which can differ by one where the
- * exact value is an integer that rounds below it. Inputs must be finite.
- * Memory: a clipped copy of the batch.
- * @tparam A inner aggregator (any Aggregator).
+ * exact value is an integer that rounds below it. Deterministic: the AggregationContext is not
+ * used. Inputs must be finite. Memory: a clipped copy of the batch.
+ * Arc<A> is this transform in front of A; compose it with others through PreAggregated.
  */
-template <typename A = WeightedMean>
-class Arc {
+class ArcClipping {
  public:
-  /// ARC for f declared Byzantine updates (f >= 0) in front of `inner`.
+  /// ARC for f declared Byzantine updates (f >= 0).
   /// @throws InvalidArgument if f < 0.
-  explicit Arc(Index f = 0, A inner = A()) : f_(require(f >= 0, name, "f must be >= 0", f)), inner_(std::move(inner)) {}
+  explicit ArcClipping(Index f = 0) : ArcClipping(f, {"fedpp::ArcClipping", "fedpp::ArcClipping::transform"}) {}
+  /// As ArcClipping(f), reporting errors under `names` (used by Arc<A>).
+  ArcClipping(Index f, detail::ErrorNames names) : names_(names), f_(require(f >= 0, names.cls, "f must be >= 0", f)) {}
 
   /// Declared number of Byzantine updates.
   [[nodiscard]] Index f() const noexcept { return f_; }
   /// Number of updates clipped in a batch of n (> f).
   [[nodiscard]] Index num_clipped(Index n) const noexcept { return n > 0 ? 2 * f_ * (n - f_) / n : 0; }
-  /// The inner rule.
-  [[nodiscard]] const A& inner() const noexcept { return inner_; }
-  /// The inner rule (mutable).
-  [[nodiscard]] A& inner() noexcept { return inner_; }
 
   /// Per-column scale factors (1 for columns left unchanged).
   /// @throws InvalidArgument on an empty batch or when n <= f.
   template <typename S>
   [[nodiscard]] std::vector<double> scales(const UpdateBatch<S>& batch) const {
-    batch.check_nonempty(transform_name);
+    batch.check_nonempty(names_.transform);
     const Index n = batch.size();
     if (n <= f_)
-      fail(transform_name, "requires n > f (n = " + std::to_string(n) + ", f = " + std::to_string(f_) + ")",
+      fail(names_.transform, "requires n > f (n = " + std::to_string(n) + ", f = " + std::to_string(f_) + ")",
            "n = " + std::to_string(n));
     std::vector<double> norms = detail::column_sq_norms(batch.data(), batch.dim(), n);
     for (double& v : norms) v = std::sqrt(v);
@@ -78,28 +76,60 @@ class Arc {
     return s;
   }
 
-  /// The clipped batch (same ids and weights).
+  /// The clipped batch (same ids and weights); ctx is not used.
+  /// @throws InvalidArgument on an empty batch or when n <= f.
   template <typename S>
-  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch, const AggregationContext& /*ctx*/ = {}) const {
     const std::vector<double> s = scales(batch);
     UpdateBatch<S> out = batch;
     detail::scale_columns(out.matrix().data(), out.dim(), s);
     return out;
   }
 
-  /// Clips the batch, then aggregates it with the inner rule.
-  template <typename S>
-  void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) {
-    inner_.aggregate(transform(batch), out);
-  }
-
  private:
-  static constexpr const char* name = "fedpp::Arc";
-  static constexpr const char* transform_name = "fedpp::Arc::transform";
+  detail::ErrorNames names_;
   Index f_;
-  A inner_;
 };
 
-static_assert(Aggregator<Arc<>, float> && Aggregator<Arc<>, double>);
+static_assert(BatchTransform<ArcClipping, float> && BatchTransform<ArcClipping, double>);
+
+/// Adaptive robust clipping before an inner rule: PreAggregated<A, ArcClipping>.
+/**
+ * See ArcClipping for the rule. The clipped batch goes to the inner rule (default:
+ * WeightedMean). Requires n > f, plus the inner rule's requirements. Errors name fedpp::Arc.
+ * Forwards the inner rule's state() when it has one.
+ * @tparam A inner aggregator (any Aggregator).
+ */
+template <typename A = WeightedMean>
+class Arc : public PreAggregated<A, ArcClipping> {
+  using Base = PreAggregated<A, ArcClipping>;
+
+ public:
+  /// ARC for f declared Byzantine updates (f >= 0) in front of `inner`.
+  /// @throws InvalidArgument if f < 0.
+  explicit Arc(Index f = 0, A inner = A())
+      : Base(std::move(inner), ArcClipping(f, {"fedpp::Arc", "fedpp::Arc::transform"})) {}
+
+  /// Declared number of Byzantine updates.
+  [[nodiscard]] Index f() const noexcept { return this->template transform_at<0>().f(); }
+  /// Number of updates clipped in a batch of n (> f).
+  [[nodiscard]] Index num_clipped(Index n) const noexcept { return this->template transform_at<0>().num_clipped(n); }
+
+  /// Per-column scale factors (1 for columns left unchanged).
+  /// @throws InvalidArgument on an empty batch or when n <= f.
+  template <typename S>
+  [[nodiscard]] std::vector<double> scales(const UpdateBatch<S>& batch) const {
+    return this->template transform_at<0>().scales(batch);
+  }
+
+  using Base::transform;
+  /// The clipped batch (same ids and weights).
+  template <typename S>
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+    return Base::transform(batch, AggregationContext{});
+  }
+};
+
+static_assert(Aggregator<Arc<>, float> && Aggregator<Arc<>, double> && ContextAggregator<Arc<>, float>);
 
 }  // namespace fedpp

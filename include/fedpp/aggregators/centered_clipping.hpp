@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fedpp/aggregators/detail/dist_sweep.hpp"
@@ -20,7 +21,9 @@ namespace fedpp {
  * Karimireddy, He, Jaggi, 2021, "Learning from History for Byzantine Robust Optimization",
  * arXiv:2012.10333. The center v is state: the first call starts from v = 0 (as ByzFL's
  * CenteredClipping), and every call stores its result as the next call's start (the paper's
- * momentum center). reset() forgets it; set_center() sets it. Unweighted (client weights are
+ * momentum center). reset() forgets it; set_center() sets it; state() exposes it as a
+ * checkpointable State (a StatefulAggregator: the server's checkpoint saves and restores it, and a
+ * restored copy continues bit for bit). Unweighted (client weights are
  * ignored, as in ByzFL); inputs must be finite. Defaults tau = 100, L = 1 (ByzFL's).
  *
  * Computed as v' = (1 - sum_i c_i / n) v + (sum_i c_i x_i) / n with c_i = min(1, tau / ||x_i - v||)
@@ -32,6 +35,17 @@ namespace fedpp {
  */
 class CenteredClipping {
  public:
+  /// What a checkpoint keeps of a CenteredClipping: the center carried to the next call.
+  struct State {
+    Vector<double> center;  ///< the stored center (empty: the next call starts from 0)
+
+    /// Lists the fields for cereal (Eigen vectors need fedpp/serialization/eigen.hpp).
+    template <class Archive>
+    void serialize(Archive& ar) {
+      ar(center);
+    }
+  };
+
   /// Clipping radius tau (> 0, finite) and iterations L (>= 0) per call.
   /// @throws InvalidArgument on a setting outside its range.
   explicit CenteredClipping(double tau = 100.0, Index iterations = 1)
@@ -43,11 +57,15 @@ class CenteredClipping {
   /// Clipping iterations per call.
   [[nodiscard]] Index iterations() const noexcept { return iterations_; }
   /// The stored center (empty before the first call or after reset()).
-  [[nodiscard]] const Vector<double>& center() const noexcept { return center_; }
+  [[nodiscard]] const Vector<double>& center() const noexcept { return state_.center; }
   /// Sets the center the next call starts from (its size must then match the batch dimension).
-  void set_center(Vector<double> v) { center_ = std::move(v); }
+  void set_center(Vector<double> v) { state_.center = std::move(v); }
   /// Forgets the center: the next call starts from 0.
-  void reset() noexcept { center_.resize(0); }
+  void reset() noexcept { state_.center.resize(0); }
+  /// The state kept across calls (the center), for checkpoints; assigning it restores a saved one.
+  [[nodiscard]] State& state() noexcept { return state_; }
+  /// The state kept across calls, read-only.
+  [[nodiscard]] const State& state() const noexcept { return state_; }
 
   /// Clips around the stored center, writes the new center into `out` and keeps it.
   /**
@@ -64,11 +82,11 @@ class CenteredClipping {
   void aggregate(const UpdateBatch<S>& batch, Vector<S>& out, detail::DistIsa isa) {
     batch.check_nonempty(agg_name);
     const Index n = batch.size(), d = batch.dim();
-    const bool from_zero = center_.size() == 0;
-    if (!from_zero && center_.size() != d)
-      fail<DimensionError>(agg_name, "the stored center has dimension " + std::to_string(center_.size()) +
+    const bool from_zero = state_.center.size() == 0;
+    if (!from_zero && state_.center.size() != d)
+      fail<DimensionError>(agg_name, "the stored center has dimension " + std::to_string(state_.center.size()) +
                                          " (call reset() for a new model); batch dimension", d);
-    Vector<double> v = from_zero ? Vector<double>::Zero(d) : center_;
+    Vector<double> v = from_zero ? Vector<double>::Zero(d) : state_.center;
     const auto nn = static_cast<std::size_t>(n);
     const Index chunks = detail::sweep_num_chunks(d);
     std::vector<double> partial(static_cast<std::size_t>(chunks * n)), dist, c(nn);
@@ -99,7 +117,7 @@ class CenteredClipping {
     }
     out.resize(d);
     for (Index j = 0; j < d; ++j) out(j) = static_cast<S>(v(j));
-    center_ = std::move(v);
+    state_.center = std::move(v);
   }
 
  private:
@@ -108,9 +126,10 @@ class CenteredClipping {
 
   double tau_;
   Index iterations_;
-  Vector<double> center_;
+  State state_;
 };
 
-static_assert(Aggregator<CenteredClipping, float> && Aggregator<CenteredClipping, double>);
+static_assert(Aggregator<CenteredClipping, float> && Aggregator<CenteredClipping, double> &&
+              StatefulAggregator<CenteredClipping> && !ContextAggregator<CenteredClipping, float>);
 
 }  // namespace fedpp

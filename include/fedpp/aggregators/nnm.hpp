@@ -1,7 +1,7 @@
 #pragma once
 /// @file nnm.hpp
-/// Nearest-neighbour mixing (NNM): a pre-aggregator that replaces each update by the mean of its
-/// n - f nearest neighbours, then hands the mixed batch to any aggregator.
+/// Nearest-neighbour mixing (NNM): the batch transform NnmMixing replaces each update by the mean
+/// of its n - f nearest neighbours; Nnm<A> hands the mixed batch to any aggregator.
 
 #include <algorithm>
 #include <numeric>
@@ -11,52 +11,50 @@
 
 #include "fedpp/aggregators/detail/dist_mix.hpp"
 #include "fedpp/aggregators/detail/pairwise.hpp"
+#include "fedpp/aggregators/pre_aggregated.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/messages.hpp"
 #include "fedpp/core/types.hpp"
 #include "fedpp/core/update_batch.hpp"
 
 namespace fedpp {
 
-/// Nearest-neighbour mixing before an inner rule: x_i -> mean of its n - f nearest neighbours.
+/// Nearest-neighbour mixing as a batch transform: x_i -> mean of its n - f nearest neighbours.
 /**
  * Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan, 2023, "Fixing by Mixing: A Recipe
  * for Optimal Byzantine ML under Heterogeneity", AISTATS (arXiv:2302.01772).
  * The neighbours of x_i are itself first, then the others by (squared distance, column index):
  * the first n - f of them. Each mixed update is their mean, summed in ascending column order in
  * double (the bits of WeightedMean(Weighting::uniform) on those columns). The mixed batch keeps
- * the ids and weights of the input and goes to the inner rule: `Nnm<TrimmedMean>`,
- * `Nnm<Krum>`, ... (default: WeightedMean). Requires n > f; the inner rule adds its own
- * requirements. ByzFL's NNM(f) gives the same mixed batch (up to its unspecified tie order).
+ * the ids and weights of the input. Requires n > f. ByzFL's NNM(f) gives the same mixed batch
+ * (up to its unspecified tie order). Deterministic: the AggregationContext is not used.
  * Inputs must be finite. Speed: squared distances from the Gram matrix (detail/pairwise.hpp),
  * then n means of n - f columns each (O(n (n - f) d) additions, vectorised, in cache-sized
  * coordinate blocks, parallel over coordinates); bit-identical on any thread count.
  * Memory: a mixed copy of the batch (n * d values) plus the n x n distance matrices.
- * @tparam A inner aggregator (any Aggregator).
+ * Nnm<A> is this transform in front of A; compose it with others through PreAggregated.
  */
-template <typename A = WeightedMean>
-class Nnm {
+class NnmMixing {
  public:
-  /// NNM for f declared Byzantine updates (f >= 0) in front of `inner`.
+  /// NNM for f declared Byzantine updates (f >= 0).
   /// @throws InvalidArgument if f < 0.
-  explicit Nnm(Index f = 0, A inner = A()) : f_(require(f >= 0, name, "f must be >= 0", f)), inner_(std::move(inner)) {}
+  explicit NnmMixing(Index f = 0) : NnmMixing(f, {"fedpp::NnmMixing", "fedpp::NnmMixing::transform"}) {}
+  /// As NnmMixing(f), reporting errors under `names` (used by Nnm<A>).
+  NnmMixing(Index f, detail::ErrorNames names) : names_(names), f_(require(f >= 0, names.cls, "f must be >= 0", f)) {}
 
   /// Declared number of Byzantine updates.
   [[nodiscard]] Index f() const noexcept { return f_; }
-  /// The inner rule.
-  [[nodiscard]] const A& inner() const noexcept { return inner_; }
-  /// The inner rule (mutable, e.g. to reset its state).
-  [[nodiscard]] A& inner() noexcept { return inner_; }
 
   /// For each column i, the n - f columns averaged into its mixed update (ascending).
   /// @throws InvalidArgument on an empty batch or when n <= f.
   template <typename S>
   [[nodiscard]] std::vector<std::vector<Index>> neighborhoods(const UpdateBatch<S>& batch) const {
-    batch.check_nonempty(transform_name);
+    batch.check_nonempty(names_.transform);
     const Index n = batch.size();
     if (n <= f_)
-      fail(transform_name, "requires n > f (n = " + std::to_string(n) + ", f = " + std::to_string(f_) + ")",
+      fail(names_.transform, "requires n > f (n = " + std::to_string(n) + ", f = " + std::to_string(f_) + ")",
            "n = " + std::to_string(n));
     Matrix<double> D;
     detail::pairwise_sq_distances(batch.data(), batch.dim(), n, D);
@@ -76,28 +74,58 @@ class Nnm {
     return lists;
   }
 
-  /// The mixed batch (same ids and weights, column i = mean of neighborhoods()[i]).
+  /// The mixed batch (same ids and weights, column i = mean of neighborhoods()[i]); ctx is not used.
+  /// @throws InvalidArgument on an empty batch or when n <= f.
   template <typename S>
-  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch, const AggregationContext& /*ctx*/ = {}) const {
     const auto lists = neighborhoods(batch);
     UpdateBatch<S> out = batch;
     detail::mix_columns(batch.data(), batch.dim(), batch.size(), lists, out.matrix().data());
     return out;
   }
 
-  /// Mixes the batch, then aggregates it with the inner rule.
-  template <typename S>
-  void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) {
-    inner_.aggregate(transform(batch), out);
-  }
-
  private:
-  static constexpr const char* name = "fedpp::Nnm";
-  static constexpr const char* transform_name = "fedpp::Nnm::transform";
+  detail::ErrorNames names_;
   Index f_;
-  A inner_;
 };
 
-static_assert(Aggregator<Nnm<>, float> && Aggregator<Nnm<>, double>);
+static_assert(BatchTransform<NnmMixing, float> && BatchTransform<NnmMixing, double>);
+
+/// Nearest-neighbour mixing before an inner rule: PreAggregated<A, NnmMixing>.
+/**
+ * See NnmMixing for the rule. The mixed batch goes to the inner rule: `Nnm<TrimmedMean>`,
+ * `Nnm<Krum>`, ... (default: WeightedMean). Requires n > f; the inner rule adds its own
+ * requirements. Errors name fedpp::Nnm. Forwards the inner rule's state() when it has one.
+ * @tparam A inner aggregator (any Aggregator).
+ */
+template <typename A = WeightedMean>
+class Nnm : public PreAggregated<A, NnmMixing> {
+  using Base = PreAggregated<A, NnmMixing>;
+
+ public:
+  /// NNM for f declared Byzantine updates (f >= 0) in front of `inner`.
+  /// @throws InvalidArgument if f < 0.
+  explicit Nnm(Index f = 0, A inner = A())
+      : Base(std::move(inner), NnmMixing(f, {"fedpp::Nnm", "fedpp::Nnm::transform"})) {}
+
+  /// Declared number of Byzantine updates.
+  [[nodiscard]] Index f() const noexcept { return this->template transform_at<0>().f(); }
+
+  /// For each column i, the n - f columns averaged into its mixed update (ascending).
+  /// @throws InvalidArgument on an empty batch or when n <= f.
+  template <typename S>
+  [[nodiscard]] std::vector<std::vector<Index>> neighborhoods(const UpdateBatch<S>& batch) const {
+    return this->template transform_at<0>().neighborhoods(batch);
+  }
+
+  using Base::transform;
+  /// The mixed batch (same ids and weights, column i = mean of neighborhoods()[i]).
+  template <typename S>
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+    return Base::transform(batch, AggregationContext{});
+  }
+};
+
+static_assert(Aggregator<Nnm<>, float> && Aggregator<Nnm<>, double> && ContextAggregator<Nnm<>, float>);
 
 }  // namespace fedpp

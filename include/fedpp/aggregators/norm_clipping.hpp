@@ -1,7 +1,7 @@
 #pragma once
 /// @file norm_clipping.hpp
-/// Static norm clipping: a pre-aggregator that scales every update to L2 norm at most c, then
-/// hands the clipped batch to any aggregator.
+/// Static norm clipping: the batch transform NormClip scales every update to L2 norm at most c;
+/// NormClipping<A> hands the clipped batch to any aggregator.
 
 #include <cmath>
 #include <utility>
@@ -9,39 +9,37 @@
 
 #include "fedpp/aggregators/detail/dist_mix.hpp"
 #include "fedpp/aggregators/detail/dist_sweep.hpp"
+#include "fedpp/aggregators/pre_aggregated.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/concepts.hpp"
 #include "fedpp/core/error.hpp"
+#include "fedpp/core/messages.hpp"
 #include "fedpp/core/types.hpp"
 #include "fedpp/core/update_batch.hpp"
 
 namespace fedpp {
 
-/// Static L2 clipping before an inner rule: x_i -> x_i * min(1, c / ||x_i||).
+/// Static L2 clipping as a batch transform: x_i -> x_i * min(1, c / ||x_i||).
 /**
  * The classic clipping pre-aggregator (ByzFL's Clipping, default c = 2; e.g. Karimireddy et al.,
  * 2021, arXiv:2012.10333, and the DP-style clipped mean). Updates with norm <= c are unchanged
  * (bit for bit); the others are multiplied by c / ||x_i|| (x_i[j] = S(double(x_i[j]) * scale)).
  * Norms are computed in double (detail/dist_sweep.hpp: fixed lanes, bit-identical on any thread
- * count). The clipped batch keeps ids and weights and goes to the inner rule (default:
- * WeightedMean, i.e. the clipped mean). No requirement on n. Inputs must be finite.
- * Memory: a clipped copy of the batch.
- * @tparam A inner aggregator (any Aggregator).
+ * count). The clipped batch keeps ids and weights. No requirement on n. Deterministic: the
+ * AggregationContext is not used. Inputs must be finite. Memory: a clipped copy of the batch.
+ * NormClipping<A> is this transform in front of A; compose it with others through PreAggregated.
  */
-template <typename A = WeightedMean>
-class NormClipping {
+class NormClip {
  public:
-  /// Clipping threshold c (> 0, finite) in front of `inner`.
+  /// Clipping threshold c (> 0, finite).
   /// @throws InvalidArgument if c is not finite and > 0.
-  explicit NormClipping(double c = 2.0, A inner = A())
-      : c_(require(c > 0.0 && std::isfinite(c), name, "c must be finite and > 0", c)), inner_(std::move(inner)) {}
+  explicit NormClip(double c = 2.0) : NormClip(c, {"fedpp::NormClip", "fedpp::NormClip::transform"}) {}
+  /// As NormClip(c), reporting errors under `names` (used by NormClipping<A>).
+  NormClip(double c, detail::ErrorNames names)
+      : names_(names), c_(require(c > 0.0 && std::isfinite(c), names.cls, "c must be finite and > 0", c)) {}
 
   /// Clipping threshold.
   [[nodiscard]] double c() const noexcept { return c_; }
-  /// The inner rule.
-  [[nodiscard]] const A& inner() const noexcept { return inner_; }
-  /// The inner rule (mutable).
-  [[nodiscard]] A& inner() noexcept { return inner_; }
 
   /// Per-column scale factors (1 for columns within the threshold).
   template <typename S>
@@ -54,28 +52,59 @@ class NormClipping {
     return s;
   }
 
-  /// The clipped batch (same ids and weights).
+  /// The clipped batch (same ids and weights); ctx is not used.
   /// @throws InvalidArgument on an empty batch.
   template <typename S>
-  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
-    batch.check_nonempty("fedpp::NormClipping::transform");
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch, const AggregationContext& /*ctx*/ = {}) const {
+    batch.check_nonempty(names_.transform);
     UpdateBatch<S> out = batch;
     detail::scale_columns(out.matrix().data(), out.dim(), scales(batch));
     return out;
   }
 
-  /// Clips the batch, then aggregates it with the inner rule.
-  template <typename S>
-  void aggregate(const UpdateBatch<S>& batch, Vector<S>& out) {
-    inner_.aggregate(transform(batch), out);
-  }
-
  private:
-  static constexpr const char* name = "fedpp::NormClipping";
+  detail::ErrorNames names_;
   double c_;
-  A inner_;
 };
 
-static_assert(Aggregator<NormClipping<>, float> && Aggregator<NormClipping<>, double>);
+static_assert(BatchTransform<NormClip, float> && BatchTransform<NormClip, double>);
+
+/// Static L2 clipping before an inner rule: PreAggregated<A, NormClip>.
+/**
+ * See NormClip for the rule. The clipped batch goes to the inner rule (default: WeightedMean,
+ * i.e. the clipped mean). Errors name fedpp::NormClipping. Forwards the inner rule's state()
+ * when it has one.
+ * @tparam A inner aggregator (any Aggregator).
+ */
+template <typename A = WeightedMean>
+class NormClipping : public PreAggregated<A, NormClip> {
+  using Base = PreAggregated<A, NormClip>;
+
+ public:
+  /// Clipping threshold c (> 0, finite) in front of `inner`.
+  /// @throws InvalidArgument if c is not finite and > 0.
+  explicit NormClipping(double c = 2.0, A inner = A())
+      : Base(std::move(inner), NormClip(c, {"fedpp::NormClipping", "fedpp::NormClipping::transform"})) {}
+
+  /// Clipping threshold.
+  [[nodiscard]] double c() const noexcept { return this->template transform_at<0>().c(); }
+
+  /// Per-column scale factors (1 for columns within the threshold).
+  template <typename S>
+  [[nodiscard]] std::vector<double> scales(const UpdateBatch<S>& batch) const {
+    return this->template transform_at<0>().scales(batch);
+  }
+
+  using Base::transform;
+  /// The clipped batch (same ids and weights).
+  /// @throws InvalidArgument on an empty batch.
+  template <typename S>
+  [[nodiscard]] UpdateBatch<S> transform(const UpdateBatch<S>& batch) const {
+    return Base::transform(batch, AggregationContext{});
+  }
+};
+
+static_assert(Aggregator<NormClipping<>, float> && Aggregator<NormClipping<>, double> &&
+              ContextAggregator<NormClipping<>, float>);
 
 }  // namespace fedpp

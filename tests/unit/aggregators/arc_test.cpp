@@ -136,4 +136,8 @@ TEST_CASE("Arc errors", "[aggregators][Arc]") {
         "fedpp::Arc::transform: requires n > f (n = 2, f = 2), got n = 2");
   CHECK(message_of([&] { arc.aggregate(UpdateBatch<float>(3), out); }) ==
         "fedpp::Arc::transform: the batch holds no client updates");
+  CHECK(message_of([] { ArcClipping(-3); }) == "fedpp::ArcClipping: f must be >= 0, got -3");
+  CHECK(message_of([] { (void)ArcClipping(2).transform(UpdateBatch<float>(Matrix<float>::Ones(3, 2))); }) ==
+        "fedpp::ArcClipping::transform: requires n > f (n = 2, f = 2), got n = 2");
+  CHECK(ArcClipping(2).f() == 2);
 }

@@ -1,16 +1,21 @@
-// Tests of fedpp::Bucketing: bucket structure, bucket means (bit for bit WeightedMean on the
-// members), reproducible seeded state, uniformity of the permutation, composition, errors.
+// Tests of fedpp::Bucketing and fedpp::BucketMeans: bucket structure, bucket means (bit for bit
+// WeightedMean on the members), reproducible seeded state, the (seed, round) key of the context
+// form against a Fisher-Yates shuffle written here, uniformity of the permutation, composition,
+// errors.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fedpp/aggregators/bucketing.hpp"
+#include "fedpp/aggregators/coordinate_median.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/core/rng.hpp"
 #include "support/aggregator_inputs.hpp"
@@ -88,6 +93,101 @@ TEST_CASE("Bucketing state: seeded, advanced per call, reproducible", "[aggregat
   CHECK(copy.transform(batch).matrix() == next);
 }
 
+namespace {
+
+// The permutation a call in ctx must use: Fisher-Yates, written out here, on the stream
+// make_rng(key, round, server_stream, aggregation) with key = run seed ^ mix64(seed) ^ mix64(0)
+// (the documented key; the run seed itself for seed 0).
+std::vector<Index> bucketing_expected_perm(Index n, std::uint64_t seed, const AggregationContext& ctx) {
+  const std::uint64_t key = seed == 0 ? ctx.seed : ctx.seed ^ detail::mix64(seed) ^ detail::mix64(0);
+  Rng rng = make_rng(key, ctx.round, server_stream, Purpose::aggregation);
+  std::vector<Index> perm;
+  for (Index i = 0; i < n; ++i) perm.push_back(i);
+  for (Index k = n; k >= 2; --k) {
+    const auto j = static_cast<Index>(rng.uniform_index(static_cast<std::uint64_t>(k)));
+    const Index t = perm[static_cast<std::size_t>(k - 1)];
+    perm[static_cast<std::size_t>(k - 1)] = perm[static_cast<std::size_t>(j)];
+    perm[static_cast<std::size_t>(j)] = t;
+  }
+  return perm;
+}
+
+// The permutation read back from s = 1 bucket means (each mean is one column, exactly).
+template <typename S>
+std::vector<Index> bucketing_perm_of(const UpdateBatch<S>& batch, const UpdateBatch<S>& means) {
+  std::vector<Index> perm;
+  for (Index b = 0; b < means.size(); ++b)
+    for (Index i = 0; i < batch.size(); ++i)
+      if (batch.matrix().col(i) == means.matrix().col(b)) perm.push_back(i);
+  return perm;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Bucketing with a context draws the documented (seed, round) permutation",
+                   "[aggregators][Bucketing]", float, double) {
+  using S = TestType;
+  const Index d = 40, n = 13;
+  const UpdateBatch<S> batch(cloud<S>(d, n, 0.0, 1.0, 6));  // distinct columns
+  for (std::uint64_t seed : {std::uint64_t{0}, std::uint64_t{5}}) {
+    for (const AggregationContext ctx : {AggregationContext{0, 0}, AggregationContext{4, 0}, AggregationContext{4, 99},
+                                         AggregationContext{123456789, 7}}) {
+      CAPTURE(seed, ctx.round, ctx.seed);
+      const std::vector<Index> expect = bucketing_expected_perm(n, seed, ctx);
+      CHECK(bucketing_perm_of(batch, BucketMeans(1, seed).transform(batch, ctx)) == expect);
+      CHECK(bucketing_perm_of(batch, Bucketing<>(1, seed).transform(batch, ctx)) == expect);
+      // s = 4: buckets of consecutive permutation entries, weights = member counts.
+      const UpdateBatch<S> means = BucketMeans(4, seed).transform(batch, ctx);
+      REQUIRE(means.size() == 4);
+      for (Index b = 0; b < 4; ++b) {
+        const Index lo = 4 * b, hi = std::min<Index>(lo + 4, n);
+        CHECK(means.weights()[static_cast<std::size_t>(b)] == static_cast<double>(hi - lo));
+        for (Index j = 0; j < d; ++j) {
+          long double m = 0;
+          for (Index k = lo; k < hi; ++k) m += batch.matrix()(j, expect[static_cast<std::size_t>(k)]);
+          m /= static_cast<long double>(hi - lo);
+          const long double tol = std::is_same_v<S, float> ? 1e-6L : 1e-14L;
+          CHECK(std::fabs(static_cast<long double>(means.matrix()(j, b)) - m) <= tol * (1 + std::fabs(m)));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("Bucketing with a context: same context same bits, and round, run seed and seed all matter",
+          "[aggregators][Bucketing]") {
+  const Index d = 50, n = 10;
+  const UpdateBatch<double> batch(cloud<double>(d, n, 0.0, 1.0, 8));
+  const AggregationContext ctx{.round = 3, .seed = 11};
+  Bucketing<> b(1, 2);
+  const UpdateBatch<double> first = b.transform(batch, ctx);
+  (void)b.transform(batch);  // a context-free call in between changes nothing
+  CHECK(same_bits(b.transform(batch, ctx), first));
+  CHECK(same_bits(Bucketing<>(1, 2).transform(batch, ctx), first));  // a fresh object: what a resumed run draws
+  Vector<double> out1, out2;
+  Bucketing<CoordinateMedian> agg(2, 2, CoordinateMedian());
+  agg.aggregate(batch, out1, ctx);
+  agg.aggregate(batch, out2, ctx);
+  CHECK(count_mismatches(out1, out2) == 0);
+  // Each part of the key changes the permutation here (n = 10, s = 1: 10! permutations).
+  const auto perm = bucketing_perm_of(batch, first);
+  REQUIRE(perm.size() == static_cast<std::size_t>(n));
+  CHECK(bucketing_perm_of(batch, b.transform(batch, {.round = 4, .seed = 11})) != perm);
+  CHECK(bucketing_perm_of(batch, b.transform(batch, {.round = 3, .seed = 12})) != perm);
+  CHECK(bucketing_perm_of(batch, Bucketing<>(1, 3).transform(batch, ctx)) != perm);
+  // And the aggregate differs between rounds.
+  agg.aggregate(batch, out2, {.round = 4, .seed = 11});
+  CHECK(count_mismatches(out1, out2) > 0);
+  // Rounds 0..4 in one object equal fresh objects per round (no hidden state).
+  Bucketing<CoordinateMedian> run(2, 2, CoordinateMedian());
+  for (std::uint64_t r = 0; r < 5; ++r) {
+    Vector<double> a, fresh;
+    run.aggregate(batch, a, {.round = r, .seed = 11});
+    Bucketing<CoordinateMedian>(2, 2, CoordinateMedian()).aggregate(batch, fresh, {.round = r, .seed = 11});
+    CHECK(count_mismatches(a, fresh) == 0);
+  }
+}
+
 TEST_CASE("Bucketing draws every permutation equally often", "[aggregators][Bucketing]") {
   // s = 1: the buckets are the permutation itself. 6000 draws of the 6 permutations of 3.
   Bucketing<> b(1, 3);
@@ -123,5 +223,12 @@ TEST_CASE("Bucketing errors", "[aggregators][Bucketing]") {
   Vector<float> out;
   CHECK(message_of([&] { b.aggregate(UpdateBatch<float>(3), out); }) ==
         "fedpp::Bucketing::transform: the batch holds no client updates");
+  CHECK(message_of([&] { b.aggregate(UpdateBatch<float>(3), out, {.round = 1, .seed = 1}); }) ==
+        "fedpp::Bucketing::transform: the batch holds no client updates");
   CHECK(b.s() == 2);
+  CHECK(message_of([] { BucketMeans(0); }) == "fedpp::BucketMeans: s must be >= 1, got 0");
+  CHECK(message_of([] { (void)BucketMeans(2).transform(UpdateBatch<float>(3), AggregationContext{}); }) ==
+        "fedpp::BucketMeans::transform: the batch holds no client updates");
+  CHECK(BucketMeans(3, 8).s() == 3);
+  CHECK(BucketMeans(3, 8).seed() == 8);
 }

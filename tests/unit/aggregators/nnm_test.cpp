@@ -170,6 +170,10 @@ TEST_CASE("Nnm errors", "[aggregators][Nnm]") {
   CHECK(message_of([&] { (void)Nnm<>(0).transform(UpdateBatch<float>(2)); }) ==
         "fedpp::Nnm::transform: the batch holds no client updates");
   CHECK(Nnm<>(2).f() == 2);
+  CHECK(message_of([] { NnmMixing(-2); }) == "fedpp::NnmMixing: f must be >= 0, got -2");
+  CHECK(message_of([&] { (void)NnmMixing(3).transform(three); }) ==
+        "fedpp::NnmMixing::transform: requires n > f (n = 3, f = 3), got n = 3");
+  CHECK(NnmMixing(2).f() == 2);
 }
 
 TEMPLATE_TEST_CASE("Nnm transform is bit-identical on 1 and 2 threads", "[aggregators][Nnm][threads]", float, double) {

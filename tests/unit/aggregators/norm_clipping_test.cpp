@@ -76,4 +76,8 @@ TEST_CASE("NormClipping errors", "[aggregators][NormClipping]") {
   CHECK(clip.c() == 2.0);
   CHECK(message_of([&] { clip.aggregate(UpdateBatch<double>(4), out); }) ==
         "fedpp::NormClipping::transform: the batch holds no client updates");
+  CHECK(message_of([] { NormClip(0.0); }) == "fedpp::NormClip: c must be finite and > 0, got 0");
+  CHECK(message_of([] { (void)NormClip(1.0).transform(UpdateBatch<double>(4)); }) ==
+        "fedpp::NormClip::transform: the batch holds no client updates");
+  CHECK(NormClip(0.5).c() == 0.5);
 }
