@@ -48,9 +48,30 @@ VectorMap<S> as_map(std::span<S> s) noexcept {
 }
 
 /// True when every element of the span is finite (no NaN or infinity).
+/**
+ * One pass summing x * 0 in 16 independent lanes (x * 0 is NaN exactly when x is NaN or
+ * infinite, and a NaN survives any sum), which vectorises; Eigen's allFinite() does not and is
+ * several times slower on the server's per-update check.
+ */
 template <typename S>
 bool all_finite(std::span<const S> x) noexcept {
-  return ConstVectorMap<S>(x.data(), static_cast<Index>(x.size())).allFinite();
+  constexpr std::size_t lanes = 16;
+  S acc[lanes] = {};
+  const S* p = x.data();
+  const std::size_t n = x.size();
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    for (std::size_t l = 0; l < lanes; ++l) acc[l] += p[i + l] * S(0);
+  S total = S(0);
+  for (; i < n; ++i) total += p[i] * S(0);
+  for (std::size_t l = 0; l < lanes; ++l) total += acc[l];
+  return total == S(0);
+}
+
+/// all_finite() of a whole vector.
+template <typename S>
+bool all_finite(const Vector<S>& v) noexcept {
+  return all_finite(std::span<const S>(v.data(), static_cast<std::size_t>(v.size())));
 }
 
 }  // namespace fedpp

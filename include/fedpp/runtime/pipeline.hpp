@@ -277,7 +277,7 @@ class RoundPipeline {
                              batch_.dim());
       // Whatever the stage produced is validated like a received update (UpdateBatch refuses bad weights).
       std::vector<bool> bad(static_cast<std::size_t>(batch_.size()));
-      for (Index i = 0; i < batch_.size(); ++i) bad[static_cast<std::size_t>(i)] = !as_map(batch_.column(i)).allFinite();
+      for (Index i = 0; i < batch_.size(); ++i) bad[static_cast<std::size_t>(i)] = !all_finite(std::as_const(batch_).column(i));
       std::vector<Vector<S>> kept_aux;
       for (std::size_t i = 0; i < bad.size(); ++i)
         if (!bad[i] && needs_aux_) kept_aux.push_back(std::move(aux_[i]));
@@ -307,13 +307,13 @@ class RoundPipeline {
         }
       }
       if (!finished) detail::aggregate_in_context(agg_, std::as_const(batch_), update_, actx);
-      if (update_.size() == d && update_.allFinite()) {
+      if (update_.size() == d && all_finite(update_)) {
         st_.update_norm = static_cast<double>(update_.template cast<double>().norm());
         on_aggregate(std::as_const(st_), as_span(std::as_const(update_)));
         backup_ = state_.params;
         detail::server_step(sopt_, state_.params, update_, state_.optimizer,
                             ServerContext{state_.round, num_clients_, st_.accepted});
-        st_.applied = state_.params.allFinite();
+        st_.applied = all_finite(state_.params);
         if (!st_.applied) {
           state_.params.swap(backup_);  // never let a non-finite step reach the model
           st_.rolled_back = true;
@@ -440,7 +440,7 @@ class RoundPipeline {
       if (!stream_) batch_.pop_back();
       return Verdict::malformed;
     }
-    if (!as_map(std::span<const S>(out)).allFinite() || (needs_aux_ && !aux_scratch_.allFinite())) {
+    if (!all_finite(std::span<const S>(out)) || (needs_aux_ && !all_finite(aux_scratch_))) {
       if (!stream_) batch_.pop_back();
       return Verdict::nonfinite;
     }
