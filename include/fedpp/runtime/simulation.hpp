@@ -34,6 +34,7 @@ struct SimulationOptions {
   Index eval_chunk = 1000;           ///< test samples per evaluation task
   std::size_t byzantine = 0;         ///< number of Byzantine clients (overrides byzantine_fraction when > 0)
   double byzantine_fraction = 0.0;   ///< fraction of clients that are Byzantine, in [0, 1)
+  double over_selection = 0.0;       ///< ask ceil(m (1 + over_selection)) clients, keep the first m valid (see Server)
   std::string checkpoint{};          ///< when set, the whole run (server and clients) is saved here after each round
   bool resume = false;               ///< start from `checkpoint` when that file exists (a fresh run otherwise)
 };
@@ -178,7 +179,7 @@ class Simulation {
     InProcessTransport<ClientT> transport(std::move(clients), opts_.threads);
 
     ServerOptions so{opts_.rounds, opts_.fraction, opts_.clients_per_round, opts_.min_updates, opts_.seed,
-                     opts_.eval_every};
+                     opts_.eval_every, opts_.over_selection};
     using ServerT = Server<Scalar, decltype(agg), decltype(sopt), decltype(comp)>;
     ServerT server(initial_, so, agg, sopt, comp);
     if (test_)
