@@ -1,10 +1,14 @@
-// InProcessTransport: every participant trains exactly once and the sink gets the replies in
-// participant order (not completion order) for any thread count; client ids are checked; an
-// exception from the sink propagates and leaves the transport usable.
+// InProcessTransport: every participant trains exactly once; run_round's sink gets the replies in
+// participant order (not completion order) for any thread count, run_until's handler in arrival
+// order; deadlines, cancellation and the bounded window; client ids are checked; an exception
+// from the sink propagates and leaves the transport usable.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -126,4 +130,119 @@ TEST_CASE("InProcessTransport propagates an exception from the sink and stays us
   got.clear();
   transport.run_round(RoundRequest<double>{1, 1, as_span(global)}, all, [&](Reply&& r) { got.push_back(r.client); });
   CHECK(got == all);
+}
+
+namespace {
+
+// A gate the tests open: clients listed in `held` wait at it before training (no sleeps, no timing).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<int> started{0};
+  void wait() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard lk(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+struct GatedTrainer {
+  Gate* gate = nullptr;
+  std::vector<ClientId> held;
+  struct State {};
+  template <Model M>
+  [[nodiscard]] State make_state(const M& /*m*/) const {
+    return {};
+  }
+  template <Model M>
+  LocalResult train(const M& /*m*/, Vector<double>& params, const DatasetView<double>& /*d*/, State& /*st*/,
+                    const RoundContext& ctx, Rng& /*rng*/) const {
+    ++gate->started;
+    if (std::find(held.begin(), held.end(), ctx.client) != held.end()) gate->wait();
+    params.array() += static_cast<double>(ctx.client + 1);
+    return {static_cast<double>(ctx.client), 1, 1};
+  }
+};
+using GatedClient = Client<Quadratic, GatedTrainer>;
+
+std::vector<GatedClient> gated_clients(std::size_t n, Gate& gate, std::vector<ClientId> held) {
+  std::vector<GatedClient> clients;
+  for (std::size_t i = 0; i < n; ++i)
+    clients.emplace_back(static_cast<ClientId>(i), Quadratic{2},
+                         DatasetView<double>::all(fedpp_test::quadratic_points(Matrix<double>::Zero(2, 1), 1.0)),
+                         GatedTrainer{&gate, held});
+  return clients;
+}
+
+}  // namespace
+
+TEST_CASE("InProcessTransport delivers in arrival order and stops at the deadline", "[runtime][transport]") {
+  Gate gate;
+  InProcessTransport<GatedClient> transport(gated_clients(4, gate, {0}), 2);
+  CHECK(transport.available_clients() == std::vector<ClientId>{0, 1, 2, 3});
+  const auto req = RoundRequest<double>::shared(3, 1, Vector<double>::Zero(2));
+  std::vector<ClientId> got;
+  std::vector<std::uint64_t> rounds;
+  transport.start_round(req, std::vector<ClientId>{0, 1, 2, 3}, [&](Reply&& r) {
+    got.push_back(r.client);
+    rounds.push_back(r.round);
+  });
+  // Client 0 waits at the gate: the others arrive first; the deadline passes without 0's reply.
+  CHECK_FALSE(transport.run_until(RoundClock::now() + std::chrono::milliseconds(200)));
+  std::vector<ClientId> sorted = got;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == std::vector<ClientId>{1, 2, 3});
+  CHECK(rounds == std::vector<std::uint64_t>(3, 3));
+  gate.release();
+  transport.cancel_round();  // waits for client 0 to finish, discards its reply
+  CHECK(got.size() == 3);
+  // The next round runs normally and nothing of the cancelled one leaks into it.
+  got.clear();
+  transport.start_round(RoundRequest<double>::shared(4, 1, Vector<double>::Zero(2)), std::vector<ClientId>{0, 2},
+                        [&](Reply&& r) {
+                          got.push_back(r.client);
+                          CHECK(r.round == 4);
+                        });
+  CHECK(transport.run_until(no_deadline));
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<ClientId>{0, 2});
+}
+
+TEST_CASE("InProcessTransport starts at most 2 x threads participants ahead of the first undelivered one",
+          "[runtime][transport]") {
+  Gate gate;
+  // Client 0 is held: with 2 workers the window is 4, so while 0 is undelivered only
+  // participants 0..3 may start; the free worker trains 1, 2, 3 and must then wait.
+  InProcessTransport<GatedClient> transport(gated_clients(8, gate, {0}), 2);
+  std::size_t delivered = 0;
+  transport.start_round(RoundRequest<double>::shared(0, 1, Vector<double>::Zero(2)),
+                        std::vector<ClientId>{0, 1, 2, 3, 4, 5, 6, 7}, [&](Reply&&) { ++delivered; });
+  while (delivered < 3) CHECK_FALSE(transport.run_until(RoundClock::now() + std::chrono::milliseconds(20)));
+  CHECK(delivered == 3);
+  CHECK(gate.started.load() == 4);  // 0 (held) and 1, 2, 3; 4 is outside the window
+  gate.release();
+  CHECK(transport.run_until(no_deadline));
+  CHECK(delivered == 8);
+  CHECK(gate.started.load() == 8);
+}
+
+TEST_CASE("An empty in-process round completes at once", "[runtime][transport]") {
+  Gate gate;
+  InProcessTransport<GatedClient> transport(gated_clients(2, gate, {}), 2);
+  int calls = 0;
+  transport.start_round(RoundRequest<double>::shared(0, 1, Vector<double>::Zero(2)), std::vector<ClientId>{},
+                        [&](Reply&&) { ++calls; });
+  CHECK(transport.run_until(no_deadline));
+  CHECK(calls == 0);
+  CHECK(fedpp_test::message_of([&] {
+          transport.start_round(RoundRequest<double>::shared(0, 1, Vector<double>::Zero(2)),
+                                std::vector<ClientId>{1, 1}, [](Reply&&) {});
+        }) == "fedpp::InProcessTransport::start_round: participants must be distinct; repeated id, got 1");
 }
