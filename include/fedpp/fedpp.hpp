@@ -18,6 +18,7 @@
 #include "fedpp/runtime/callbacks.hpp"
 #include "fedpp/runtime/client.hpp"
 #include "fedpp/runtime/byzantine.hpp"
+#include "fedpp/runtime/fault_injection.hpp"
 #include "fedpp/runtime/in_process.hpp"
 #include "fedpp/runtime/pipeline.hpp"
 #include "fedpp/runtime/server.hpp"

@@ -20,6 +20,7 @@ enum class Purpose : std::uint64_t {
   attack = 6,         ///< Byzantine behaviour
   synthetic = 7,      ///< synthetic data generators
   aggregation = 8,    ///< randomised aggregators (bucketing, power iterations)
+  fault_injection = 9,  ///< simulated transport faults (FaultInjector)
   user = 1000         ///< first value free for user code
 };
 
