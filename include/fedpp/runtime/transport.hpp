@@ -142,8 +142,9 @@ struct OrderingStats {
  * which keeps in-process simulation bit-identical for any thread count and arrival order. At
  * the deadline (run_until returning false) the held replies are handed on in order, skipping
  * the participants that did not answer. A reply for another round or from a non-participant is
- * passed through at once (the server drops it); a second reply from a participant already
- * handed on passes through too (the server counts it as a duplicate). Memory: the held replies
+ * passed through at once (the server drops it); a second reply from a participant is handed on
+ * right after the first (at once when the first was already handed on), so the server keeps the
+ * first and counts the second as a duplicate, and the sequence of first replies stays in order. Memory: the held replies
  * (at most one per participant; see stats() for the peak).
  * @tparam T a Transport (held by reference)
  */
@@ -169,6 +170,7 @@ class Ordered {
     for (std::size_t i = 0; i < who.size(); ++i) by_id_.emplace_back(who[i], i);
     std::sort(by_id_.begin(), by_id_.end());
     slots_.assign(who.size(), std::nullopt);
+    dups_.assign(who.size(), {});
     done_.assign(who.size(), false);
     next_ = 0;
     held_ = 0;
@@ -188,6 +190,7 @@ class Ordered {
   /// Cancels the wrapped round and forgets the held replies.
   void cancel_round() {
     slots_.assign(slots_.size(), std::nullopt);
+    dups_.assign(dups_.size(), {});
     held_ = 0;
     held_bytes_ = 0;
     next_ = slots_.size();
@@ -202,7 +205,11 @@ class Ordered {
       return;
     }
     const std::size_t i = it->second;
-    if (done_[i] || slots_[i].has_value()) {  // a duplicate: pass it on, the server counts it
+    if (slots_[i].has_value()) {  // a duplicate of a held reply: it follows the original
+      dups_[i].push_back(std::move(r));
+      return;
+    }
+    if (done_[i]) {  // a duplicate of a reply already handed on: pass it on, the server counts it
       deliver(std::move(r));
       return;
     }
@@ -225,7 +232,10 @@ class Ordered {
     slots_[i].reset();
     --held_;
     held_bytes_ -= r.payload.bytes() + r.aux.bytes();
+    std::vector<Reply> dups = std::move(dups_[i]);
+    dups_[i].clear();
     deliver(std::move(r));
+    for (Reply& d : dups) deliver(std::move(d));
   }
 
   void deliver(Reply&& r) {
@@ -236,6 +246,7 @@ class Ordered {
   T* t_;
   std::vector<std::pair<ClientId, std::size_t>> by_id_;  // (id, position in the participant order), by id
   std::vector<std::optional<Reply>> slots_;
+  std::vector<std::vector<Reply>> dups_;  // duplicates that arrived while their original was held
   std::vector<bool> done_;
   std::size_t next_ = 0, held_ = 0;
   std::uint64_t held_bytes_ = 0;

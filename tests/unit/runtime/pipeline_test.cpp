@@ -424,3 +424,27 @@ TEST_CASE("Server refuses bad over_selection and round_timeout settings", "[runt
   CHECK(message_of([] { Server<double>(Vector<double>::Zero(3), {.round_timeout = std::chrono::milliseconds(-1)}); }) ==
         "fedpp::Server: round_timeout must be >= 0 ms, got -1");
 }
+
+TEST_CASE("A duplicate of a reply the ordering adapter still holds does not change the summation order",
+          "[runtime][Server]") {
+  // Updates 1e16, 1, -1e16, 0 summed in id order give 0; client 2's reply (and a copy of it)
+  // arrive first. Accepting the copy ahead of clients 0 and 1 would sum -1e16 + 1e16 + 1 = 1.
+  ScriptTransport t;
+  t.n = 4;
+  const double v[4] = {1e16, 1.0, -1e16, 0.0};
+  t.script = [&v](std::uint64_t round, ClientId c) -> std::optional<Reply> { return reply_of(c, round, v[c], 1); };
+  t.order = [](std::size_t) { return std::vector<std::size_t>{2, 2, 0, 1, 3}; };
+  Server<double> server(Vector<double>::Zero(1), {.rounds = 1, .clients_per_round = 4});
+  const RoundStats st = server.step(t);
+  CHECK(st.accepted == 4);
+  CHECK(st.duplicates == 1);
+  CHECK(server.params()(0) == 0.0);
+  // The adapter directly: the copy is handed on right after the original, in participant order.
+  ScriptTransport raw = t;
+  Ordered<ScriptTransport, double> ordered(raw);
+  std::vector<ClientId> seen;
+  ordered.start_round(RoundRequest<double>{}, std::vector<ClientId>{0, 1, 2, 3}, [&](Reply&& r) { seen.push_back(r.client); });
+  CHECK(ordered.run_until(no_deadline));
+  CHECK(seen == std::vector<ClientId>{0, 1, 2, 2, 3});
+  CHECK(ordered.stats().peak_replies == 2);  // 2 waits; 0 is held for the moment it takes to hand it on
+}
