@@ -94,6 +94,16 @@ class Mimic {
   /// The heuristic's current direction z (empty before the first call).
   [[nodiscard]] const Vector<double>& direction() const noexcept { return z_; }
 
+  /// cereal: the heuristic's state (call count, running mean, direction, chosen client), so a
+  /// resumed simulation continues the attack where it stopped; settings are configuration.
+  template <class Archive>
+  void serialize(Archive& ar) {
+    bool has_chosen = chosen_.has_value();
+    ClientId chosen = chosen_.value_or(0);
+    ar(t_, mu_, z_, has_chosen, chosen);
+    chosen_ = has_chosen ? std::optional<ClientId>(chosen) : std::nullopt;
+  }
+
   /// Forgets the heuristic's state (mu, z, chosen client, call count).
   void reset() noexcept {
     t_ = 0;

@@ -64,6 +64,13 @@ class ByzantineStage {
     }
   }
 
+  /// cereal: the attack's own state when it has any (a `serialize` member, e.g. Mimic's
+  /// heuristic), so a checkpoint carries it; the Byzantine ids are configuration.
+  template <class Archive>
+  void serialize(Archive& ar) {
+    if constexpr (requires { attack_.serialize(ar); }) ar(attack_);
+  }
+
   /// The attack.
   [[nodiscard]] const A& attack() const noexcept { return attack_; }
   /// The Byzantine client ids (sorted).

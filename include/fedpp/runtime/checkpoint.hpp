@@ -113,7 +113,11 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) fail<Error>(who, "renaming the checkpoint into place failed (" + ec.message() + ")", path.string());
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    fail<Error>(who, "renaming the checkpoint into place failed (" + ec.message() + ")", path.string());
+  }
 }
 
 /// Writes a checkpoint of `parts` (each cereal-serialisable) under the configuration `fingerprint`.
@@ -179,7 +183,77 @@ void load_checkpoint_parts(const std::filesystem::path& path, const std::string&
   std::apply([&](auto&... p) { ((parts = std::move(p)), ...); }, loaded);
 }
 
+namespace detail {
+
+/// Hex text of a 64-bit digest of `n` values of type T.
+template <typename T>
+std::string values_digest(const T* p, std::size_t n) {
+  const auto* b = reinterpret_cast<const std::uint8_t*>(p);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(reply_digest(Payload(std::vector<std::uint8_t>(b, b + n * sizeof(T))), Payload())));
+  return buf;
+}
+
+/// The fixed input of the behaviour probes: 23 updates of dimension 64 with distinct weights.
+template <typename S>
+UpdateBatch<S> probe_batch() {
+  constexpr Index d = 64, n = 23;
+  UpdateBatch<S> batch(d, n);
+  Vector<S> col(d);
+  for (Index i = 0; i < n; ++i) {
+    Rng rng = make_rng(0x5eedf00dULL, 0, static_cast<std::uint64_t>(i), Purpose::user);
+    for (Index k = 0; k < d; ++k) col(k) = static_cast<S>(rng.uniform() - 0.5);
+    batch.push_back(static_cast<ClientId>(i), static_cast<double>(1 + i), as_span(std::as_const(col)));
+  }
+  return batch;
+}
+
+/// What a policy does on the probe input, as text: a digest of its output, or its error message.
+/// Settings that change the behaviour (a rule's tau or f, an optimizer's lr, a compressor's k)
+/// change this text; the probe never touches the policy itself (it works on a fresh copy and state).
+template <typename S, typename Agg, typename SOpt, typename Comp>
+std::string behaviour_probe(const Agg& agg, const SOpt& sopt, const Comp& comp) {
+  const UpdateBatch<S> batch = probe_batch<S>();
+  std::string out;
+  try {
+    Agg a = agg;
+    if constexpr (StatefulAggregator<Agg>) a.state() = std::remove_cvref_t<decltype(a.state())>{};
+    Vector<S> r;
+    detail::aggregate_in_context(a, batch, r, AggregationContext{0, 0});
+    out += "aggregate " + values_digest(r.data(), static_cast<std::size_t>(r.size()));
+  } catch (const std::exception& e) {
+    out += std::string("aggregate throws ") + e.what();
+  }
+  try {
+    auto st = sopt.template make_state<S>(batch.dim());
+    Vector<S> params = Vector<S>::Map(batch.column(0).data(), batch.dim());
+    const Vector<S> update = Vector<S>::Map(batch.column(1).data(), batch.dim());
+    detail::server_step(sopt, params, update, st, ServerContext{0, 100, 10});
+    out += "; step " + values_digest(params.data(), static_cast<std::size_t>(params.size()));
+  } catch (const std::exception& e) {
+    out += std::string("; step throws ") + e.what();
+  }
+  try {
+    auto st = comp.template make_state<S>(batch.dim());
+    Rng rng = make_rng(0x5eedf00dULL, 0, 0, Purpose::compression);
+    const Payload p = comp.encode(batch.column(2), st, rng);
+    out += "; encode " + values_digest(p.data().data(), p.bytes());
+  } catch (const std::exception& e) {
+    out += std::string("; encode throws ") + e.what();
+  }
+  return out;
+}
+
+}  // namespace detail
+
 /// The configuration fingerprint of a server: scalar, dimension, policy types, run settings and `tag`.
+/**
+ * Policy settings enter through a behaviour probe (detail::behaviour_probe): the digests of what
+ * fresh copies of the aggregator, the server optimizer and the compressor make of a fixed small
+ * input, so a checkpoint of CenteredClipping(tau 0.05) does not load into a server built with
+ * tau 0.5. Settings that do not change the behaviour on that input escape it; name them in `tag`.
+ */
 template <typename S, typename Agg, typename SOpt, typename Comp>
 std::string config_fingerprint(const Server<S, Agg, SOpt, Comp>& server, std::string_view tag = {}) {
   const ServerOptions& o = server.options();
@@ -198,6 +272,7 @@ std::string config_fingerprint(const Server<S, Agg, SOpt, Comp>& server, std::st
   add("clients_per_round", std::to_string(o.clients_per_round));
   add("min_updates", std::to_string(o.min_updates));
   add("over_selection", detail::fingerprint_number(o.over_selection));
+  add("behaviour", detail::behaviour_probe<S>(server.aggregator(), server.server_optimizer(), server.compressor()));
   if (!tag.empty()) (f += "; ") += tag;
   return f;
 }

@@ -184,18 +184,29 @@ class Simulation {
     ServerT server(initial_, so, agg, sopt, comp);
     if (test_)
       server.set_evaluator([this, &transport](std::span<const Scalar> p) { return evaluate(p, transport.pool()); });
+    // The attack runs as a pipeline stage; the stage (and so a stateful attack's state, e.g.
+    // Mimic's) is part of the checkpoint.
+    using StageT = std::conditional_t<has_attack, ByzantineStage<decltype(attack), Scalar>, detail::NoState>;
+    auto stage = [&] {
+      if constexpr (has_attack)
+        return std::make_shared<StageT>(attack, byzantine_);
+      else
+        return std::make_shared<StageT>();
+    }();
     if constexpr (has_attack) {
-      if (!byzantine_.empty()) server.set_stage(ByzantineStage<decltype(attack), Scalar>(attack, byzantine_));
+      if (!byzantine_.empty())
+        server.set_stage([stage](UpdateBatch<Scalar>& batch, const AggregationContext& ctx) { (*stage)(batch, ctx); });
     }
     const std::string tag = fingerprint_tag<ClientT, decltype(attack)>();
     if (opts_.resume && !opts_.checkpoint.empty() && std::filesystem::exists(opts_.checkpoint)) {
       ClientStates<ClientT> part{transport.clients()};
-      load_checkpoint(server, opts_.checkpoint, tag, part);
+      load_checkpoint(server, opts_.checkpoint, tag, part, *stage);
       transport.clients() = std::move(part.clients);
     }
-    SimulationCheckpointer<ServerT, ClientT> saver{&server, &transport, opts_.checkpoint, tag};
+    SimulationCheckpointer<ServerT, ClientT, StageT> saver{&server, &transport, stage.get(), opts_.checkpoint, tag};
 
-    auto callbacks = std::tuple_cat(std::tuple<SimulationCheckpointer<ServerT, ClientT>&>(saver), callback_ref(args)...);
+    auto callbacks = std::tuple_cat(std::tuple<SimulationCheckpointer<ServerT, ClientT, StageT>&>(saver),
+                                    callback_ref(args)...);
     return std::apply([&](auto&... cbs) { return server.run(transport, cbs...); }, callbacks);
   }
 
@@ -231,16 +242,17 @@ class Simulation {
 
  private:
   /// Saves server and clients after each round (when a checkpoint path is set).
-  template <typename ServerT, typename ClientT>
+  template <typename ServerT, typename ClientT, typename StageT>
   struct SimulationCheckpointer {
     const ServerT* server;
     InProcessTransport<ClientT>* transport;
+    const StageT* stage;
     std::string path;
     std::string tag;
     template <typename S>
     void on_round_end(const RoundStats& /*st*/, std::span<const S> /*params*/) {
       if (path.empty()) return;
-      save_checkpoint(*server, path, tag, ClientStates<ClientT>{transport->clients()});
+      save_checkpoint(*server, path, tag, ClientStates<ClientT>{transport->clients()}, *stage);
     }
   };
 

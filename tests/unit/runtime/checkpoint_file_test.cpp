@@ -5,6 +5,7 @@
 // checkpoint loadable, no temporary file is left); Server::restore's checks.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +15,10 @@
 #include <utility>
 #include <vector>
 
+#include "fedpp/aggregators/bulyan.hpp"
 #include "fedpp/aggregators/centered_clipping.hpp"
+#include "fedpp/aggregators/coordinate_median.hpp"
+#include "fedpp/compressors/top_k.hpp"
 #include "fedpp/aggregators/weighted_mean.hpp"
 #include "fedpp/models/softmax_regression.hpp"
 #include "fedpp/optimizers/local_sgd.hpp"
@@ -93,13 +97,20 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// The fingerprint of make_server(seed), written out by hand.
+// The behaviour part of a fingerprint (its own test below checks the probe against a reference).
+template <typename Agg, typename SOpt = ServerMomentum>
+std::string behaviour_of(const Agg& agg, const SOpt& sopt = ServerMomentum({.lr = 1.0, .momentum = 0.9})) {
+  return fedpp::detail::behaviour_probe<float>(agg, sopt, Identity());
+}
+
+// The fingerprint of make_server(seed), written out by hand but for the behaviour probe.
 inline std::string fingerprint_text(const std::string& aggregator = "fedpp::CenteredClipping", Index d = 21,
-                                    std::uint64_t seed = 5, std::size_t per_round = 4) {
+                                    std::uint64_t seed = 5, std::size_t per_round = 4,
+                                    const std::string& behaviour = behaviour_of(CenteredClipping(0.05))) {
   return "fedpp server; scalar float; dim " + std::to_string(d) + "; aggregator " + aggregator +
          "; server optimizer fedpp::ServerMomentum; compressor fedpp::Identity; seed " + std::to_string(seed) +
          "; fraction 0.10000000000000001; clients_per_round " + std::to_string(per_round) +
-         "; min_updates 1; over_selection 0";
+         "; min_updates 1; over_selection 0; behaviour " + behaviour;
 }
 
 inline std::string mismatch_message(const std::string& expected, const std::string& got) {
@@ -133,7 +144,8 @@ TEST_CASE("a server checkpoint's fingerprint names scalar, dimension, policies a
   CHECK(config_fingerprint(s) == fingerprint_text());
   CHECK(config_fingerprint(s, "my run") == fingerprint_text() + "; my run");
   const Server<float, WeightedMean, ServerMomentum> w(initial(22), options(9, 3));
-  CHECK(config_fingerprint(w) == fingerprint_text("fedpp::WeightedMean", 22, 9, 3));
+  CHECK(config_fingerprint(w) ==
+        fingerprint_text("fedpp::WeightedMean", 22, 9, 3, behaviour_of(WeightedMean(), ServerMomentum())));
 }
 
 TEST_CASE("a checkpoint round trip restores the whole server state", "[runtime][checkpoint]") {
@@ -162,7 +174,7 @@ TEST_CASE("a checkpoint of another configuration is refused naming both fingerpr
     const auto st = t.state();
     CHECK_THROWS_AS(load_checkpoint(t, f.path), InvalidArgument);
     CHECK(message_of([&] { load_checkpoint(t, f.path); }) ==
-          mismatch_message(fingerprint_text("fedpp::WeightedMean"), saved));
+          mismatch_message(fingerprint_text("fedpp::WeightedMean", 21, 5, 4, behaviour_of(WeightedMean())), saved));
     CHECK(t.round() == 1);
     CHECK(same_bits(t.params(), st.params));
     CHECK(same_bits(t.server_state().velocity, st.optimizer.velocity));
@@ -225,7 +237,7 @@ TEST_CASE("Simulation refuses a checkpoint of a simulation with another number o
   const std::string server_part = "fedpp server; scalar float; dim 21; aggregator fedpp::WeightedMean; server optimizer "
                                   "fedpp::ServerSgd; compressor fedpp::Identity; seed 77; fraction "
                                   "0.10000000000000001; clients_per_round 3; min_updates 1; over_selection 0; "
-                                  "simulation; clients ";
+                                  "behaviour " + behaviour_of(WeightedMean(), ServerSgd()) + "; simulation; clients ";
   CHECK_THAT(msg, Catch::StartsWith("fedpp::load_checkpoint: the checkpoint belongs to another configuration; expected \"" +
                                     server_part + "10 ("));
   CHECK_THAT(msg, Catch::Contains("\", got " + server_part + "12 ("));
@@ -446,17 +458,46 @@ TEST_CASE("Server::restore refuses a state of another dimension and a restore du
   CHECK(same_state(f.target, f.before));
 }
 
-// Issue 13 asks the fingerprint to cover the policies' settings too; config_fingerprint holds
-// their type names only, so a checkpoint of CenteredClipping(tau 0.05) loads into a server built
-// with tau 0.5 (and FedAdam's lr, TopK's k... alike). Tagged [!mayfail] until the fingerprint
-// includes the settings.
-TEST_CASE("a checkpoint of another aggregator setting is refused", "[runtime][checkpoint][!mayfail]") {
+// The fingerprint covers the policies' settings through a behaviour probe: what fresh copies of
+// the aggregator, the server optimizer and the compressor make of a fixed input.
+TEST_CASE("a checkpoint of another aggregator setting is refused", "[runtime][checkpoint]") {
   Fixture f;
   ServerT t = make_server(5, 0.5);
   advance(t, 1);
   const auto st = t.state();
   CHECK_THROWS_AS(load_checkpoint(t, f.path), InvalidArgument);
+  CHECK(message_of([&] { load_checkpoint(t, f.path); }) ==
+        mismatch_message(fingerprint_text("fedpp::CenteredClipping", 21, 5, 4, behaviour_of(CenteredClipping(0.5))),
+                         fingerprint_text()));
   CHECK(same_bits(t.params(), st.params));
+}
+
+TEST_CASE("the behaviour probe sees settings, not state, and digests the rule's output", "[runtime][checkpoint]") {
+  // Same settings, whatever state the object has reached: the probe uses a fresh state.
+  ServerT ran = make_server();
+  advance(ran, 2);
+  REQUIRE(ran.aggregator().state().center.size() == 21);
+  CHECK(config_fingerprint(ran) == config_fingerprint(make_server()));
+  // Each kind of setting changes it.
+  CHECK(behaviour_of(CenteredClipping(0.05)) != behaviour_of(CenteredClipping(0.5)));
+  CHECK(behaviour_of(WeightedMean(), ServerMomentum({.lr = 1.0})) != behaviour_of(WeightedMean(), ServerMomentum({.lr = 0.5})));
+  CHECK(fedpp::detail::behaviour_probe<float>(WeightedMean(), ServerSgd(), TopK::count(5)) !=
+        fedpp::detail::behaviour_probe<float>(WeightedMean(), ServerSgd(), TopK::count(9)));
+  // The aggregate part is the digest of the rule's output: for the coordinate median of the
+  // probe's 23 updates, the middle value of each coordinate, found here by sorting.
+  const UpdateBatch<float> b = fedpp::detail::probe_batch<float>();
+  REQUIRE(b.size() == 23);
+  Vector<float> med(b.dim());
+  for (Index k = 0; k < b.dim(); ++k) {
+    std::vector<float> v;
+    for (Index i = 0; i < b.size(); ++i) v.push_back(b.column(i)[static_cast<std::size_t>(k)]);
+    std::sort(v.begin(), v.end());
+    med(k) = v[11];
+  }
+  const std::string text = fedpp::detail::behaviour_probe<float>(CoordinateMedian(), ServerSgd(), Identity());
+  CHECK(text.rfind("aggregate " + fedpp::detail::values_digest(med.data(), 64) + "; step ", 0) == 0);
+  // A rule that refuses the probe input contributes its (settings-bearing) message.
+  CHECK(fedpp::detail::behaviour_probe<float>(Bulyan(6), ServerSgd(), Identity()).rfind("aggregate throws fedpp::Bulyan", 0) == 0);
 }
 
 }  // namespace checkpoint_file_test

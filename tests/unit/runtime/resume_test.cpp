@@ -543,10 +543,9 @@ TEST_CASE("Simulation stopped and resumed twice equals one uninterrupted run", "
 }
 
 // Mimic's heuristic keeps state across rounds (running mean, direction, the chosen client) in the
-// attack object, which a Simulation checkpoint does not hold: the resumed attack starts its
-// warm-up again and copies other clients. Known library bug (simulation.hpp saves the server and
-// the clients only); tagged [!mayfail] until the attack's state is checkpointed too.
-TEST_CASE("resume is bit-identical with a stateful attack in the simulation", "[runtime][resume][!mayfail]") {
+// attack object; the Simulation checkpoint carries it (ByzantineStage::serialize), else the
+// resumed attack would start its warm-up again and copy other clients.
+TEST_CASE("resume is bit-identical with a stateful attack in the simulation", "[runtime][resume]") {
   const auto p = with_aggregator(WeightedMean());
   const auto opts = [](std::uint64_t rounds, std::string path, bool resume) {
     SimulationOptions o = sim_options(rounds, 2, std::move(path), resume);
