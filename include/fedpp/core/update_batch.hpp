@@ -70,7 +70,7 @@ class UpdateBatch {
     ids_.push_back(id);
   }
 
-  /// Appends a zero column for client `id` with `weight` and returns it to be filled in place
+  /// Appends an uninitialised column for client `id` with `weight` and returns it to be filled in place
   /// (saves a copy when decoding straight into the batch); throws InvalidArgument on a bad weight.
   std::span<S> append_column(ClientId id, double weight) {
     check_weight(weight);
@@ -173,7 +173,26 @@ class UpdateBatch {
   }
 
   Index dim_ = 0;
-  using Storage = std::vector<S>;
+  /// Allocator that leaves new elements uninitialised on resize (append_column's caller fills them).
+  template <typename T>
+  struct DefaultInit : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = DefaultInit<U>;
+    };
+    DefaultInit() = default;
+    template <typename U>
+    DefaultInit(const DefaultInit<U>& /*other*/) noexcept {}
+    template <typename U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using Storage = std::vector<S, DefaultInit<S>>;
   Storage data_;
   std::vector<double> weights_;
   std::vector<ClientId> ids_;
