@@ -23,21 +23,24 @@ namespace fedpp_test {
 template <typename A, typename B>
 bool same_bits(const Eigen::PlainObjectBase<A>& a, const Eigen::PlainObjectBase<B>& b) {
   static_assert(std::is_same_v<typename A::Scalar, typename B::Scalar>);
+  // (memcmp must not see the null data pointer of an empty object, even with a zero size)
   return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(typename A::Scalar)) == 0;
+         (a.size() == 0 ||
+          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(typename A::Scalar)) == 0);
 }
 
 /// True when a and b have the same length and the same bytes.
 template <typename T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 /// True when two batches have the same shape and the same update bytes (weights and ids not compared).
 template <typename S>
 bool same_bits(const fedpp::UpdateBatch<S>& a, const fedpp::UpdateBatch<S>& b) {
   return a.dim() == b.dim() && a.size() == b.size() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0;
+         (a.dim() * a.size() == 0 ||
+          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.dim() * a.size()) * sizeof(S)) == 0);
 }
 
 /// Number of coordinates whose bytes differ; every coordinate that one vector has and the other
