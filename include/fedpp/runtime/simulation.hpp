@@ -197,7 +197,7 @@ class Simulation {
       if (!byzantine_.empty())
         server.set_stage([stage](UpdateBatch<Scalar>& batch, const AggregationContext& ctx) { (*stage)(batch, ctx); });
     }
-    const std::string tag = fingerprint_tag<ClientT, decltype(attack)>();
+    const std::string tag = opts_.checkpoint.empty() ? std::string() : fingerprint_tag<decltype(attack)>(transport.clients()[0]);
     if (opts_.resume && !opts_.checkpoint.empty() && std::filesystem::exists(opts_.checkpoint)) {
       ClientStates<ClientT> part{transport.clients()};
       load_checkpoint(server, opts_.checkpoint, tag, part, *stage);
@@ -256,9 +256,11 @@ class Simulation {
     }
   };
 
-  /// What the server fingerprint does not cover: the clients, their policies, the attack, the data split.
-  template <typename ClientT, typename AttackT>
-  std::string fingerprint_tag() const {
+  /// What the server fingerprint does not cover: the clients, their policies (types, and their
+  /// settings through what a fresh copy of client 0 replies to the initial model), the attack and
+  /// the data split.
+  template <typename AttackT, typename ClientT>
+  std::string fingerprint_tag(const ClientT& first) const {
     std::string t = "simulation; clients ";
     t += std::to_string(shards_.size());
     t += " (";
@@ -269,6 +271,10 @@ class Simulation {
     for (ClientId b : byzantine_) (t += ' ') += std::to_string(b);
     t += "; shard sizes";
     for (const auto& sh : shards_) (t += ' ') += std::to_string(sh.size());
+    ClientT probe = first;  // a copy: the probe's training leaves the real client untouched
+    const Reply r = probe.handle(RoundRequest<Scalar>{0, opts_.seed, as_span(initial_), {}, {}});
+    t += "; client 0 replies ";
+    t += r.status == ReplyStatus::ok ? detail::values_digest(r.payload.data().data(), r.payload.bytes()) : r.error;
     return t;
   }
 
