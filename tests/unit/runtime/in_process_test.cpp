@@ -153,6 +153,14 @@ struct Gate {
   }
 };
 
+// Opens the gate when it goes out of scope: declared after the transport, it runs first, so a
+// failed assertion that leaves a test early never leaves a worker blocked in the transport's
+// destructor.
+struct OpenOnExit {
+  Gate& gate;
+  ~OpenOnExit() { gate.release(); }
+};
+
 struct GatedTrainer {
   Gate* gate = nullptr;
   std::vector<ClientId> held;
@@ -186,6 +194,7 @@ std::vector<GatedClient> gated_clients(std::size_t n, Gate& gate, std::vector<Cl
 TEST_CASE("InProcessTransport delivers in arrival order and stops at the deadline", "[runtime][transport]") {
   Gate gate;
   InProcessTransport<GatedClient> transport(gated_clients(4, gate, {0}), 2);
+  const OpenOnExit open_on_exit{gate};
   CHECK(transport.available_clients() == std::vector<ClientId>{0, 1, 2, 3});
   const auto req = RoundRequest<double>::shared(3, 1, Vector<double>::Zero(2));
   std::vector<ClientId> got;
@@ -221,6 +230,7 @@ TEST_CASE("InProcessTransport starts at most 2 x threads participants ahead of t
   // Client 0 is held: with 2 workers the window is 4, so while 0 is undelivered only
   // participants 0..3 may start; the free worker trains 1, 2, 3 and must then wait.
   InProcessTransport<GatedClient> transport(gated_clients(8, gate, {0}), 2);
+  const OpenOnExit open_on_exit{gate};
   std::size_t delivered = 0;
   transport.start_round(RoundRequest<double>::shared(0, 1, Vector<double>::Zero(2)),
                         std::vector<ClientId>{0, 1, 2, 3, 4, 5, 6, 7}, [&](Reply&&) { ++delivered; });
