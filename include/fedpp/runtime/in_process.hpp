@@ -55,11 +55,7 @@ class InProcessTransport {
   /// Number of clients.
   [[nodiscard]] std::size_t num_clients() const noexcept { return clients_.size(); }
   /// Every client id (in-process clients are always reachable).
-  [[nodiscard]] std::vector<ClientId> available_clients() const {
-    std::vector<ClientId> ids(clients_.size());
-    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<ClientId>(i);
-    return ids;
-  }
+  [[nodiscard]] std::vector<ClientId> available_clients() const { return all_clients(clients_.size()); }
   /// Number of worker threads.
   [[nodiscard]] int threads() const noexcept { return pool_.size(); }
   /// The clients (e.g. to inspect state or install label maps between runs).

@@ -27,6 +27,14 @@ using Deadline = RoundClock::time_point;
 /// Called by a transport once per delivered reply, on the thread that runs `run_until`.
 using ReplyHandler = std::function<void(Reply&&)>;
 
+/// Every client id of a federation of `n` clients, 0..n-1 (the availability of transports whose
+/// clients are always reachable).
+[[nodiscard]] inline std::vector<ClientId> all_clients(std::size_t n) {
+  std::vector<ClientId> ids(n);
+  for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<ClientId>(i);
+  return ids;
+}
+
 /// No deadline: wait until every participant has answered.
 inline constexpr Deadline no_deadline = Deadline::max();
 
@@ -91,11 +99,7 @@ class SynchronousAdapter {
   /// Number of clients of the wrapped transport.
   [[nodiscard]] std::size_t num_clients() const { return t_->num_clients(); }
   /// Every client id.
-  [[nodiscard]] std::vector<ClientId> available_clients() const {
-    std::vector<ClientId> ids(num_clients());
-    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<ClientId>(i);
-    return ids;
-  }
+  [[nodiscard]] std::vector<ClientId> available_clients() const { return all_clients(num_clients()); }
   /// Remembers the round; it runs in run_until.
   void start_round(const RoundRequest<S>& req, std::span<const ClientId> who, ReplyHandler h) {
     req_ = req;

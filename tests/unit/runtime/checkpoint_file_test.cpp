@@ -88,14 +88,8 @@ inline bool same_state(const ServerT& s, const ServerT::State& t) {
          same_bits(s.aggregator().center(), t.aggregator.center);
 }
 
-inline std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-inline void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using fedpp_test::read_bytes;
+using fedpp_test::write_bytes;
 
 // The behaviour part of a fingerprint (its own test below checks the probe against a reference).
 template <typename Agg, typename SOpt = ServerMomentum>

@@ -113,14 +113,8 @@ RunResult<float> run_sim(const P& p, const SimulationOptions& o, Cbs&... cbs) {
   return sim.run(p.agg, p.opt, p.comp, p.sopt, cbs...);
 }
 
-inline std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-inline void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using fedpp_test::read_bytes;
+using fedpp_test::write_bytes;
 
 // The configuration fingerprint stored in a checkpoint (the first string of the body, after the
 // 24-byte header: magic, version, length, digest).
