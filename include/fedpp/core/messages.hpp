@@ -2,6 +2,7 @@
 /// @file messages.hpp
 /// What crosses between server and clients in one round, independent of the transport.
 
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <cstring>
@@ -68,6 +69,9 @@ struct RoundRequest {
   std::span<const S> model;     ///< current global parameters
   std::span<const S> aux{};     ///< the server optimizer's broadcast (SCAFFOLD's control variate c); empty when none
   std::shared_ptr<const void> owner{};  ///< keeps `model` and `aux` alive (null: the caller's buffers)
+  /// When the server stops waiting for replies (max(): no deadline); a network transport tells
+  /// each client the time left.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
   /// A request that owns copies of `model` and `aux` (shared by every copy of the request).
   [[nodiscard]] static RoundRequest shared(std::uint64_t round, std::uint64_t seed, Vector<S> model, Vector<S> aux = {}) {

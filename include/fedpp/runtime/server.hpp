@@ -34,6 +34,9 @@ struct ServerOptions {
   std::uint64_t eval_every = 1;      ///< evaluate the global model every this many rounds (and the last)
   double over_selection = 0.0;       ///< ask ceil(m (1 + over_selection)) clients, keep the first m valid in rank order
   std::chrono::milliseconds round_timeout{0};  ///< a round's deadline after it starts (0: wait for every reply)
+  bool arrival_order = false;        ///< feed replies to the pipeline as they arrive, not in participant order
+                                     ///< (no reply held: O(d) memory with a streaming aggregator; sums then
+                                     ///< follow the arrival order, so results are not bit-reproducible)
 };
 
 /// A federated server composed from an aggregator, a server optimizer and a compressor (decoder).
@@ -229,11 +232,12 @@ class Server {
     (detail::call_round_begin(cbs, std::as_const(live)), ...);
 
     if (!who.empty()) {
-      const RoundRequest<S> req = pipe_.request();
+      RoundRequest<S> req = pipe_.request();
       live.bytes_down = static_cast<std::uint64_t>(req.bytes()) * who.size();
       const Deadline deadline = opts_.round_timeout.count() > 0 ? t0 + opts_.round_timeout : no_deadline;
-      if (over) {
-        collect(transport, req, who, deadline, true);
+      req.deadline = deadline;
+      if (over || opts_.arrival_order) {
+        collect(transport, req, who, deadline, over);
       } else {
         Ordered<T, S> ordered(transport);
         collect(ordered, req, who, deadline, false);
