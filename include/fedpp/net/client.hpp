@@ -188,8 +188,8 @@ class NetworkClient {
         end.code = e.code();
         end.text = e.what();
       } catch (const boost::system::system_error& e) {
-        end.code = conn_ && conn_->close_code() ? conn_->close_code() : std::error_code(e.code());
-        end.text = conn_ && !conn_->close_text().empty() ? conn_->close_text() : std::string(e.what());
+        end.code = conn_ && conn_->closed() ? conn_->close_code() : std::error_code(e.code());
+        end.text = conn_ && conn_->closed() ? conn_->close_text() : std::string(e.what());
       }
       if (conn_) conn_->close(end.code, end.text);
       conn_.reset();

@@ -179,6 +179,7 @@ class FrameChecksum {
  public:
   /// Adds `s` to the checksummed stream.
   void update(std::span<const std::uint8_t> s) noexcept {
+    if (s.empty()) return;  // an empty span may have a null data(): memcpy from it is undefined
     std::size_t i = 0;
     total_ += s.size();
     if (tail_n_ > 0) {

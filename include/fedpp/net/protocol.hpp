@@ -277,7 +277,8 @@ using Head = std::variant<Hello, Welcome, Reject, RoundHead, ReplyHead, Heartbea
 /// Bulk bytes that follow a head: (first part, second part).
 [[nodiscard]] inline std::pair<std::uint64_t, std::uint64_t> bulk_sizes(const Head& h) {
   if (const auto* r = std::get_if<RoundHead>(&h)) {
-    constexpr std::uint64_t cap = std::numeric_limits<std::uint64_t>::max() / 8;
+    // Counts times scalar_bytes (any byte value, not only 4 or 8) must not wrap around.
+    const std::uint64_t cap = std::numeric_limits<std::uint64_t>::max() / std::max<std::uint64_t>(r->scalar_bytes, 1);
     if (r->model_count > cap || r->aux_count > cap)
       protocol_fail(ProtocolErrc::wrong_length, "fedpp::net::bulk_sizes", "round request too large", r->model_count);
     return {r->model_count * r->scalar_bytes, r->aux_count * r->scalar_bytes};

@@ -419,9 +419,9 @@ class TcpTransport {
                             "the first message must be a hello, got " + std::string(to_string(first.type())));
       const Hello& h = std::get<Hello>(first.head);
       if (auto why = check_hello(h, conn)) {
+        record({ConnectionEvent::Kind::rejected, h.client, conn.peer(), make_error_code(to_errc(why->reason)), why->text});
         conn.send(Head{*why});
         co_await conn.flush();
-        record({ConnectionEvent::Kind::rejected, h.client, conn.peer(), make_error_code(to_errc(why->reason)), why->text});
         conn.close(make_error_code(to_errc(why->reason)), why->text);
         all_.erase(ses);
         co_return;
@@ -462,9 +462,10 @@ class TcpTransport {
       end.code = e.code();
       end.text = e.what();
     } catch (const boost::system::system_error& e) {
-      end.code = conn.closed() && conn.close_code() ? conn.close_code() : std::error_code(e.code());
-      end.text = conn.closed() && !conn.close_text().empty() ? conn.close_text() : e.what();
-      if (e.code() == asio::error::eof) {
+      // Closed by us (shutdown, watchdog): that reason; otherwise the I/O error.
+      end.code = conn.closed() ? conn.close_code() : std::error_code(e.code());
+      end.text = conn.closed() ? conn.close_text() : std::string(e.what());
+      if (!conn.closed() && (e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated)) {
         end.code = {};
         end.text = "the client closed the connection";
       }
