@@ -294,6 +294,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   /// Counts the idle time from now again.
   void resume_idle() { arm(timeouts_.idle, ProtocolErrc::no_heartbeat); }
+  /// Closes with `why` unless a frame arrives within `d` (e.g. the hello after connecting).
+  void expect_within(std::chrono::milliseconds d, ProtocolErrc why) { arm(d, why); }
 
   /// TLS server or client handshake, within the handshake timeout.
   asio::awaitable<void> handshake(asio::ssl::stream_base::handshake_type type) {

@@ -413,6 +413,7 @@ class TcpTransport {
     ConnectionEvent end{ConnectionEvent::Kind::closed, {}, conn.peer(), {}, {}};
     try {
       co_await conn.handshake(asio::ssl::stream_base::server);
+      conn.expect_within(opts_.timeouts.handshake, ProtocolErrc::handshake_timeout);
       Message first = co_await conn.read_message();
       if (first.type() != MessageType::hello)
         throw ProtocolError(ProtocolErrc::unexpected_message,
@@ -498,18 +499,31 @@ class TcpTransport {
       if (auto it = sessions_.find(id); it != sessions_.end() && it->second == ses) sessions_.erase(it);
       set_available(id, false, false);
       if (ses->outstanding && *ses->outstanding == io_round_ && io_cancelled_round_ != io_round_) {
-        const FailureReason why =
-            end.code && end.code.category() == protocol_category() &&
-                    end.code != make_error_code(ProtocolErrc::no_heartbeat) &&
-                    end.code != make_error_code(ProtocolErrc::truncated_frame)
-                ? FailureReason::malformed
-                : FailureReason::disconnected;
+        const FailureReason why = is_malformed(end.code) ? FailureReason::malformed : FailureReason::disconnected;
         push(Reply::failure(id, *ses->outstanding, why, "connection closed: " + describe(end)));
       }
       ses->outstanding.reset();
     }
     record(std::move(end));
     all_.erase(ses);
+  }
+
+  // Whether a connection closed for sending bytes that break the protocol (as opposed to going away).
+  static bool is_malformed(const std::error_code& c) {
+    if (c.category() != protocol_category()) return false;
+    switch (static_cast<ProtocolErrc>(c.value())) {
+      case ProtocolErrc::bad_magic:
+      case ProtocolErrc::version_mismatch:
+      case ProtocolErrc::unknown_type:
+      case ProtocolErrc::bad_flags:
+      case ProtocolErrc::oversized_frame:
+      case ProtocolErrc::bad_checksum:
+      case ProtocolErrc::unexpected_message:
+      case ProtocolErrc::wrong_length:
+      case ProtocolErrc::malformed_head:
+      case ProtocolErrc::unexpected_round: return true;
+      default: return false;
+    }
   }
 
   std::optional<Reject> check_hello(const Hello& h, Connection& conn) {
