@@ -12,6 +12,9 @@ packages=(
   zlib1g-dev             # gzip'd IDX files (fedpp::data)
   libcereal-dev          # serialization (fedpp::serialization)
   libboost-dev           # Boost.Asio headers (fedpp::net)
+  libssl-dev             # TLS for fedpp::net (OpenSSL)
+  libcli11-dev           # command-line flags of fedpp_server and fedpp_client (examples/net)
+  openssl                # scripts/make_certs.sh: TLS certificates for scripts/cluster.sh and tests/programs
   catch2                 # unit tests (Catch2 v2)
   clang                  # libFuzzer target for the payload decoders (tests/fuzz)
   libclang-rt-14-dev     # libFuzzer and sanitizer runtimes for clang 14
