@@ -47,6 +47,7 @@ struct TransportCounters {
   std::uint64_t bytes_in = 0;    ///< bytes read (closed connections)
   std::uint64_t bytes_out = 0;   ///< bytes written (closed connections)
   std::uint64_t replies = 0;     ///< replies received
+  std::uint64_t discarded = 0;   ///< replies to a cancelled round (e.g. after its deadline), dropped unseen
   std::uint64_t budget_waits = 0;  ///< times a reply waited for the ingest budget
 };
 
@@ -293,6 +294,19 @@ class TcpTransport {
     if (thread_.joinable()) thread_.join();
   }
 
+  /// Stops at once without goodbyes, as a crashed server would: every connection is cut, the
+  /// network thread stops (idempotent; clients reconnect to a server started again on this port).
+  void abort() {
+    if (stopped_.exchange(true)) return;
+    asio::post(io_, [this] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+      for (const auto& s : all_) s->conn->close(make_error_code(ProtocolErrc::shutting_down), "server aborted");
+      io_.stop();
+    });
+    if (thread_.joinable()) thread_.join();
+  }
+
   /// Counters so far.
   [[nodiscard]] TransportCounters counters() const {
     std::lock_guard lk(mu_);
@@ -494,17 +508,21 @@ class TcpTransport {
       counters_.bytes_in += conn.bytes_in();
       counters_.bytes_out += conn.bytes_out();
     }
+    // Unregister, log, then fail the participant's round (in that order, so whoever sees the
+    // failure reply also sees the client gone and the event recorded).
+    std::optional<Reply> failure;
     if (ses->id) {
       const std::uint32_t id = *ses->id;
       if (auto it = sessions_.find(id); it != sessions_.end() && it->second == ses) sessions_.erase(it);
       set_available(id, false, false);
       if (ses->outstanding && *ses->outstanding == io_round_ && io_cancelled_round_ != io_round_) {
         const FailureReason why = is_malformed(end.code) ? FailureReason::malformed : FailureReason::disconnected;
-        push(Reply::failure(id, *ses->outstanding, why, "connection closed: " + describe(end)));
+        failure = Reply::failure(id, *ses->outstanding, why, "connection closed: " + describe(end));
       }
       ses->outstanding.reset();
     }
     record(std::move(end));
+    if (failure) push(std::move(*failure));
     all_.erase(ses);
   }
 
@@ -585,9 +603,13 @@ class TcpTransport {
     // Available again before the reply is visible: the round it completes may be followed at
     // once by the next round's sampling, which must see this client.
     set_available(*ses.id, true, true);
-    if (h.round == io_cancelled_round_)
+    if (h.round == io_cancelled_round_) {
+      {
+        std::lock_guard lk(mu_);
+        ++counters_.discarded;
+      }
       release(r.payload.bytes() + r.aux.bytes(), r);
-    else
+    } else
       push(std::move(r));
   }
 
