@@ -95,17 +95,17 @@ std::string prefix(const Flags& f) { return "fedpp_client[" + std::to_string(f.i
 fedpp::net::ClientSecurity make_security(const Flags& f) {
   fedpp::net::ClientSecurity sec;
   const bool tls = !f.tls_ca.empty();
-  if (tls && f.insecure_plaintext) usage_fail("--insecure-plaintext", "contradicts --tls-ca", "given");
+  if (tls && f.insecure_plaintext) usage_fail("--insecure-plaintext", "contradicts --tls-ca", "");
   if (!tls && !f.insecure_plaintext)
     usage_fail("--tls-ca", "is required (the CA that signed the server's certificate) unless --insecure-plaintext is given",
                "");
   if (!tls && (!f.tls_cert.empty() || !f.tls_key.empty() || !f.server_name.empty()))
     usage_fail(!f.server_name.empty() ? "--server-name" : !f.tls_cert.empty() ? "--tls-cert" : "--tls-key",
-               "needs TLS (--tls-ca)", "given");
+               "needs TLS (--tls-ca)", "");
   if (f.tls_cert.empty() != f.tls_key.empty())
     usage_fail(f.tls_cert.empty() ? "--tls-cert" : "--tls-key",
                "is required with " + std::string(f.tls_cert.empty() ? "--tls-key" : "--tls-cert"), "");
-  if (!f.token.empty() && !f.tokens.empty()) usage_fail("--token", "contradicts --tokens (give one)", "given");
+  if (!f.token.empty() && !f.tokens.empty()) usage_fail("--token", "contradicts --tokens (give one)", "");
   require_file("--tls-ca", f.tls_ca);
   require_file("--tls-cert", f.tls_cert);
   require_file("--tls-key", f.tls_key);
@@ -174,19 +174,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"iid", "dirichlet"}))
       ->capture_default_str();
   app.add_option("--alpha", f.alpha, "Dirichlet concentration (--partition dirichlet), > 0")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--seed", f.seed, "partition seed (the same on every client)")->capture_default_str();
   app.add_option("--local-optimizer", f.local_optimizer, "sgd or fedprox")
       ->check(CLI::IsMember({"sgd", "fedprox"}))
       ->capture_default_str();
-  app.add_option("--lr", f.lr, "local learning rate, > 0")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", f.lr, "local learning rate, > 0")->check(positive())->capture_default_str();
   app.add_option("--epochs", f.epochs, "local epochs per round")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--steps", f.steps, "local steps per round instead of epochs (0: use --epochs)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
-  app.add_option("--batch", f.batch, "local mini-batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--mu", f.mu, "fedprox proximal coefficient, >= 0")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--batch", f.batch, "local mini-batch size")->check(positive())->capture_default_str();
+  app.add_option("--mu", f.mu, "fedprox proximal coefficient, >= 0")->check(positive(true))->capture_default_str();
   app.add_option("--momentum", f.momentum, "local heavy-ball momentum, in [0, 1)")
       ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
@@ -206,16 +206,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "sign-flip", "gaussian", "label-flip"}))
       ->capture_default_str();
   app.add_option("--byzantine-scale", f.byzantine_scale, "sign-flip: send -scale * delta")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--byzantine-std", f.byzantine_std, "gaussian: send N(0, std^2) noise")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--retry-max", f.retry_max_ms, "longest wait between connection attempts, ms")
       ->check(CLI::Range(100LL, 3600000LL))
       ->capture_default_str();
   app.add_option("--give-up", f.give_up, "give up after this many seconds without a connection (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_option("--idle-timeout", f.idle_timeout_ms, "reconnect when the server is silent this many ms")
       ->check(CLI::Range(2LL, 86400000LL))

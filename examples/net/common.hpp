@@ -54,12 +54,27 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// "--flag: must be ..., got 'value'".
+/// "--flag: must be ..., got 'value'" (without the value part when it is empty).
 template <typename T>
 [[noreturn]] void usage_fail(const std::string& flag, const std::string& what, const T& value) {
-  std::ostringstream os;
-  os << flag << ": " << what << ", got '" << value << "'";
+  std::ostringstream os, v;
+  v << value;
+  os << flag << ": " << what;
+  if (!v.str().empty()) os << ", got '" << v.str() << "'";
   throw UsageError(os.str());
+}
+
+/// A CLI11 check that the value is a number > 0 (or >= 0 with `or_zero`), with a short message.
+inline CLI::Validator positive(bool or_zero = false) {
+  return CLI::Validator(
+      [or_zero](std::string& text) -> std::string {
+        std::istringstream is(text);
+        double v = 0;
+        if (!(is >> v) || !is.eof()) return "must be a number, got '" + text + "'";
+        if (or_zero ? !(v >= 0) : !(v > 0)) return std::string(or_zero ? "must be >= 0" : "must be > 0") + ", got '" + text + "'";
+        return {};
+      },
+      or_zero ? "NUMBER >= 0" : "NUMBER > 0");
 }
 
 namespace detail {
@@ -262,7 +277,7 @@ inline void add_compressor_flags(CLI::App& app, CompressorFlags& f) {
       ->check(CLI::Range(1u, 16777216u))
       ->capture_default_str();
   app.add_option("--qsgd-bucket", f.bucket, "qsgd: bucket size (0 = the whole vector)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
 }
 
@@ -356,16 +371,16 @@ inline void add_model_flags(CLI::App& app, ModelFlags& f, bool train, bool test)
       ->capture_default_str();
   app.add_option("--hidden", f.hidden, "mlp hidden layer sizes, comma-separated")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir, "Fashion-MNIST folder (default: FEDPP_FASHION_MNIST_DIR or the Debian path)");
   if (train)
     app.add_option("--train-limit", f.train_limit, "use only the first N training images (0 = all)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(positive(true))
         ->capture_default_str();
   if (test)
     app.add_option("--test-limit", f.test_limit, "use only the first N test images (0 = all)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(positive(true))
         ->capture_default_str();
 }
 

@@ -66,11 +66,11 @@ fedpp::net::ServerSecurity make_security(const Flags& f) {
   if (tls && (f.tls_cert.empty() || f.tls_key.empty()))
     usage_fail(f.tls_cert.empty() ? "--tls-cert" : "--tls-key", "is required with " +
                    std::string(f.tls_cert.empty() ? "--tls-key" : "--tls-cert"), "");
-  if (tls && f.insecure_plaintext) usage_fail("--insecure-plaintext", "contradicts --tls-cert/--tls-key", "given");
+  if (tls && f.insecure_plaintext) usage_fail("--insecure-plaintext", "contradicts --tls-cert/--tls-key", "");
   if (!tls && !f.insecure_plaintext)
     usage_fail("--tls-cert/--tls-key", "are required unless --insecure-plaintext is given (traffic would be unencrypted)",
                "");
-  if (f.require_client_cert && !tls) usage_fail("--require-client-cert", "needs TLS (--tls-cert and --tls-key)", "given");
+  if (f.require_client_cert && !tls) usage_fail("--require-client-cert", "needs TLS (--tls-cert and --tls-key)", "");
   if (f.require_client_cert && f.tls_ca.empty())
     usage_fail("--tls-ca", "is required with --require-client-cert (the CA that signs client certificates)", "");
   if (!f.tls_ca.empty() && !f.require_client_cert)
@@ -107,7 +107,7 @@ void check_flags(const Flags& f) {
   if (f.quorum > f.clients) usage_fail("--quorum", "must be <= --clients " + std::to_string(f.clients), f.quorum);
   if (f.wait_clients > f.clients)
     usage_fail("--wait-clients", "must be <= --clients " + std::to_string(f.clients), f.wait_clients);
-  if (f.resume && f.checkpoint.empty()) usage_fail("--resume", "needs --checkpoint DIR", "given");
+  if (f.resume && f.checkpoint.empty()) usage_fail("--resume", "needs --checkpoint DIR", "");
   if (f.idle_timeout_ms <= f.heartbeat_ms)
     usage_fail("--idle-timeout", "must exceed --heartbeat " + std::to_string(f.heartbeat_ms) + " ms", f.idle_timeout_ms);
 }
@@ -341,13 +341,13 @@ int main(int argc, char** argv) {
   app.add_option("--clients-per-round", f.clients_per_round, "sample exactly this many per round (overrides --fraction)")
       ->capture_default_str();
   app.add_option("--deadline", f.deadline_ms, "round timeout in ms (0: wait for every reply)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_option("--quorum", f.quorum, "fewest valid updates that change the model (min_updates)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--over-selection", f.over_selection, "ask ceil(m (1 + x)) clients, keep the first m valid")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_flag("--arrival-order", f.arrival_order, "aggregate in arrival order (O(d) memory; not bit-reproducible)");
   app.add_option("--seed", f.seed, "run seed (sampling, initial model, every client stream)")->capture_default_str();
@@ -355,27 +355,27 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(names_of(aggregators<S>())))
       ->capture_default_str();
   app.add_option("--byzantine-f", f.byzantine_f, "number of Byzantine clients the robust rules assume (f)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_option("--server-optimizer", f.sopt.name, "server step: " + join_names(names_of(server_optimizers())))
       ->check(CLI::IsMember(names_of(server_optimizers())))
       ->capture_default_str();
   app.add_option("--server-lr", f.sopt.lr, "server learning rate (0: 1 for sgd/fedavgm, 0.01 for fedadam/fedyogi/fedadagrad)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_option("--server-momentum", f.sopt.momentum, "fedavgm momentum, in [0, 1)")
       ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
   app.add_option("--server-tau", f.sopt.tau, "fedadam/fedyogi/fedadagrad adaptivity tau, > 0")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   add_compressor_flags(app, f.comp);
   add_model_flags(app, f.model, false, true);
   app.add_option("--eval-every", f.eval_every, "evaluate on the test set every N rounds (and the last)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--print-every", f.print_every, "print progress every N rounds (and the last)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app.add_option("--tls-cert", f.tls_cert, "server certificate chain (PEM): enables TLS");
   app.add_option("--tls-key", f.tls_key, "server private key (PEM)");
@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
   app.add_option("--wait-clients", f.wait_clients, "wait until N clients are connected before round 1 (0: all)")
       ->capture_default_str();
   app.add_option("--wait-timeout", f.wait_timeout, "give up waiting for them after this many seconds (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive(true))
       ->capture_default_str();
   app.add_option("--heartbeat", f.heartbeat_ms, "clients send a heartbeat every this many ms")
       ->check(CLI::Range(1LL, 3600000LL))
