@@ -545,7 +545,7 @@ class FrameDecoder {
  private:
   void allocate() {
     auto make = [&](std::uint64_t n) {
-      std::vector<std::uint8_t> v = alloc_ ? alloc_(static_cast<std::size_t>(n)) : std::vector<std::uint8_t>();
+      std::vector<std::uint8_t> v = alloc_ && n > 0 ? alloc_(static_cast<std::size_t>(n)) : std::vector<std::uint8_t>();
       v.resize(static_cast<std::size_t>(n));
       return v;
     };

@@ -34,7 +34,8 @@ struct TransportOptions {
   std::uint32_t max_frame = default_max_frame;          ///< largest frame body accepted and sent
   std::chrono::milliseconds heartbeat_interval{1000};   ///< clients send a heartbeat this often
   ConnectionTimeouts timeouts{};       ///< per-read deadline, idle (heartbeat) timeout, handshake timeout
-  std::uint64_t ingest_budget = 256ull << 20;  ///< reply bytes read ahead of the aggregator (one reply always fits)
+  std::uint64_t ingest_budget = 0;     ///< reply bytes read ahead of the aggregator (one reply always fits;
+                                       ///< 0: two dense replies, 2 (sizeof(S) dim + 64 KiB))
   std::function<void(const ConnectionEvent&)> on_event{};  ///< called (on the network thread) for each event
 };
 
@@ -125,6 +126,7 @@ class TcpTransport {
   /// Binds, listens and starts the network thread.
   /// @throws InvalidArgument for bad options; boost::system::system_error when binding fails.
   explicit TcpTransport(TransportOptions opts) : opts_(checked(std::move(opts))), acceptor_(io_) {
+    if (opts_.ingest_budget == 0) opts_.ingest_budget = 2 * (sizeof(S) * opts_.dim + (64u << 10));
     if (opts_.security.mode == ServerSecurity::Mode::tls) tls_ = make_server_tls(opts_.security);
     const tcp::endpoint ep(asio::ip::make_address(opts_.address), opts_.port);
     acceptor_.open(ep.protocol());
@@ -340,7 +342,6 @@ class TcpTransport {
             o.timeouts.idle.count());
     require(o.timeouts.read.count() > 0 && o.timeouts.handshake.count() > 0, who, "timeouts must be > 0 ms",
             std::min(o.timeouts.read.count(), o.timeouts.handshake.count()));
-    require(o.ingest_budget >= 1, who, "ingest_budget must be >= 1 byte", o.ingest_budget);
     const auto& s = o.security;
     require(s.mode != ServerSecurity::Mode::unset, who,
             "security must be set: TLS, or ServerSecurity::insecure_plaintext() explicitly", "unset");
@@ -368,8 +369,14 @@ class TcpTransport {
     {
       std::lock_guard lk(mu_);
       budget_used_ -= std::min(budget_used_, bytes);
-      for (Payload* p : {&r.payload, &r.aux})
-        if (p->buffer().capacity() >= 4096 && pool_.size() < 4) pool_.push_back(std::move(p->buffer()));
+      // Keep the buffers for the next replies (no allocation, no zeroing), at most ingest_budget bytes of them.
+      for (Payload* p : {&r.payload, &r.aux}) {
+        const std::size_t cap = p->buffer().capacity();
+        if (cap >= 4096 && pooled_ + cap <= opts_.ingest_budget) {
+          pooled_ += cap;
+          pool_.push_back(std::move(p->buffer()));
+        }
+      }
     }
     if (bytes > 0) asio::post(io_, [this] { wake_budget_waiters(); });
   }
@@ -379,6 +386,7 @@ class TcpTransport {
     for (auto it = pool_.begin(); it != pool_.end(); ++it)
       if (it->capacity() >= n) {
         std::vector<std::uint8_t> v = std::move(*it);
+        pooled_ -= v.capacity();
         pool_.erase(it);
         return v;
       }
@@ -727,6 +735,7 @@ class TcpTransport {
   std::set<ClientId> available_, connected_;
   std::deque<Reply> inbox_;
   std::vector<std::vector<std::uint8_t>> pool_;
+  std::uint64_t pooled_ = 0;
   std::uint64_t budget_used_ = 0;
   TransportCounters counters_;
   std::deque<ConnectionEvent> events_;
