@@ -5,7 +5,9 @@
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/ (unit tests only, -O0 -g1;
 #      the libFuzzer target and the package and compile-fail tests run in the Release tree only),
 #      then ctest;
-#   4. only with FEDPP_MUTANTS=1: scripts/mutants.sh (every mutant of tests/mutants/*.txt killed).
+#   4. ThreadSanitizer build in build-tsan/ of the runtime and network tests (tests/unit/runtime,
+#      tests/unit/net; -O1 -g1, no OpenMP), then ctest on them;
+#   5. only with FEDPP_MUTANTS=1: scripts/mutants.sh (every mutant of tests/mutants/*.txt killed).
 # Every phase runs even if an earlier one failed (a failed build skips its own ctest); a
 # summary with the time of each phase is printed at the end, and the exit status is nonzero if
 # anything failed.
@@ -13,7 +15,8 @@
 # Environment:
 #   FEDPP_JOBS=N            build and test parallelism (default: nproc)
 #   FEDPP_WERROR=0          do not add -Werror to the Release build (default 1)
-#   FEDPP_SKIP_SANITIZE=1   skip the sanitizer build
+#   FEDPP_SKIP_SANITIZE=1   skip the sanitizer builds (ASan+UBSan and TSan)
+#   FEDPP_SKIP_TSAN=1       skip only the TSan build
 #   FEDPP_MUTANTS=1         also run the mutation tier (scripts/mutants.sh, about an hour on 2 cores)
 #   OMP_WAIT_POLICY         OpenMP wait policy for the tests (default passive, see below)
 set -euo pipefail
@@ -104,6 +107,30 @@ else
   else
     skip "asan+ubsan: build" "configure failed"
     skip "asan+ubsan: ctest" "configure failed"
+  fi
+fi
+
+# ---- TSan: the threaded runtime and the network code ----------------------------------------
+# ThreadSanitizer build of tests/unit/runtime and tests/unit/net only (the code with threads of
+# its own: thread pool, in-process transport, TCP transport and client), without OpenMP (libgomp is
+# not TSan-instrumented, so its barriers would be reported as races).
+if [[ "${FEDPP_SKIP_SANITIZE:-0}" == "1" || "${FEDPP_SKIP_TSAN:-0}" == "1" ]]; then
+  skip "tsan" "FEDPP_SKIP_SANITIZE=1 or FEDPP_SKIP_TSAN=1"
+else
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+  if phase "tsan: configure" cmake -S "$root" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug \
+        -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFEDPP_SANITIZE=thread -DFEDPP_USE_OPENMP=OFF \
+        -DFEDPP_BUILD_TESTS=ON -DFEDPP_BUILD_EXAMPLES=OFF -DFEDPP_BUILD_BENCHMARKS=OFF \
+        -DFEDPP_CHECK_HEADERS=OFF -DFEDPP_INSTALL=OFF -DFEDPP_BUILD_FUZZ=OFF -DFEDPP_WARNINGS_AS_ERRORS=OFF; then
+    if phase "tsan: build" cmake --build "$root/build-tsan" --parallel "$jobs" --target test_runtime test_net; then
+      phase "tsan: ctest" ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" --timeout 900 \
+        -R '^(runtime|net):' || true
+    else
+      skip "tsan: ctest" "build failed"
+    fi
+  else
+    skip "tsan: build" "configure failed"
+    skip "tsan: ctest" "configure failed"
   fi
 fi
 
