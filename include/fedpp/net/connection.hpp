@@ -378,9 +378,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bytes_in_ += n;
     if (!ec) co_return;
     if (closed_) {  // closed by us (watchdog, protocol error, shutdown): report that reason
-      throw ProtocolError(close_code_.category() == protocol_category() ? static_cast<ProtocolErrc>(close_code_.value())
-                                                                         : ProtocolErrc::truncated_frame,
-                          close_text_.empty() ? close_code_.message() : close_text_);
+      if (close_code_.category() == protocol_category())
+        throw ProtocolError(static_cast<ProtocolErrc>(close_code_.value()),
+                            close_text_.empty() ? close_code_.message() : close_text_);
+      throw boost::system::system_error(asio::error::operation_aborted);  // the caller reads close_code()
     }
     const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
     if (mid_frame || (eof && n > 0))

@@ -56,8 +56,10 @@ TEST_CASE("A TCP run equals the in-process run bit for bit", "[net][loopback]") 
   CHECK(std::memcmp(got.params.data(), want.params.data(), sizeof(float) * static_cast<std::size_t>(got.params.size())) == 0);
   for (std::size_t i = 0; i < fed.n; ++i) CHECK(threads.error(i).empty());
   const auto c = transport.counters();
-  CHECK(c.connected == fed.n);
+  for (const auto& e : transport.events())
+    if (e.code) UNSCOPED_INFO(net::describe(e));
   CHECK(c.errors == 0);
+  CHECK(c.connected == fed.n);
 }
 
 TEST_CASE("In arrival order a TCP run accepts the same updates and ends equal up to rounding", "[net][loopback]") {
