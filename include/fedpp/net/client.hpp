@@ -251,6 +251,7 @@ class NetworkClient {
     }
     auto conn = conn_;
     const std::uint64_t epoch = epoch_;
+    training_this_connection_ = false;
     conn->start();
     co_await conn->handshake(asio::ssl::stream_base::client);
     Hello hello;
@@ -297,10 +298,13 @@ class NetworkClient {
           co_return;
         }
         case MessageType::round_request: {
-          if (training_)
+          // One request at a time per connection; a training left over from a lost connection
+          // may still run (the new one queues behind it on the trainer thread).
+          if (training_this_connection_)
             throw ProtocolError(ProtocolErrc::unexpected_message, "a round request while the previous one is in training");
           RoundRequest<Scalar> req = to_request(std::get<RoundHead>(m.head), m);
-          training_ = true;
+          training_this_connection_ = true;
+          ++trainings_;
           training_round_ = req.round;
           asio::post(trainer, [this, &io, req = std::move(req), epoch, send_frame] {
             auto reply = std::make_shared<Reply>(train(req));
@@ -358,10 +362,11 @@ class NetworkClient {
 
   // Network thread: send the reply if the connection that asked is still the current one.
   void finish_round(const std::shared_ptr<Reply>& r, std::uint64_t epoch, std::uint32_t max_frame) {
-    training_ = false;
+    --trainings_;
     ++stats_.rounds;
     if (r->status != ReplyStatus::ok) ++stats_.failures;
     if (epoch != epoch_ || !conn_ || conn_->closed()) return;  // asked on a lost connection: the server has moved on
+    training_this_connection_ = false;
     ReplyHead h;
     h.round = r->round;
     h.status = static_cast<std::uint8_t>(r->status);
@@ -386,7 +391,7 @@ class NetworkClient {
       boost::system::error_code ec;
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (conn->closed()) break;
-      if (conn->queued() == 0) conn->send(Head{Heartbeat{++seq, static_cast<std::uint8_t>(training_ ? 1 : 0), training_round_}});
+      if (conn->queued() == 0) conn->send(Head{Heartbeat{++seq, static_cast<std::uint8_t>(trainings_ > 0 ? 1 : 0), training_round_}});
     }
   }
 
@@ -401,7 +406,9 @@ class NetworkClient {
   std::shared_ptr<Connection> conn_;
   asio::steady_timer* retry_timer_ = nullptr;
   std::uint64_t epoch_ = 0;
-  bool training_ = false, stop_ = false, killed_ = false;
+  std::uint64_t trainings_ = 0;              // queued or running on the trainer thread
+  bool training_this_connection_ = false;   // a request of the current connection is being trained
+  bool stop_ = false, killed_ = false;
   std::uint64_t training_round_ = 0;
   ClientRunStats stats_;
   // trainer thread

@@ -300,3 +300,32 @@ TEST_CASE("A server that crashes in the middle of a round resumes from its check
     CHECK(threads.net(i).stats().connections == 2);
   }
 }
+
+TEST_CASE("A reply trained for a lost connection is not sent on the next one", "[net][faults]") {
+  NetFederation fed(3);
+  auto clients = slow_clients(fed);
+  auto gate = std::make_shared<TrainingGate>();
+  clients[1].gate = gate;
+  net::TcpTransport<float> transport(fault_transport(fed));
+  fedpp_test::ClientThreads threads(clients, [&](std::size_t) { return fedpp_test::loopback_client(transport.port()); });
+  REQUIRE(transport.wait_for_clients(3, RoundClock::now() + std::chrono::seconds(10)));
+  std::jthread dropper([&] {
+    if (gate->wait_for_waiting(1)) threads.net(1).drop_connection();  // client 1 is training round 0
+  });
+  FaultServer server(fed.w0, fault_server_options(2), WeightedMean(), ServerSgd(), fed.comp);
+  const RoundStats first = server.step(transport);
+  dropper.join();
+  CHECK(first.accepted == 2);
+  CHECK(first.dropped == 1);
+  // Client 1 reconnects while its round-0 training is still held; then the training finishes.
+  REQUIRE(transport.wait_for_clients(3, RoundClock::now() + std::chrono::seconds(10)));
+  gate->release();
+  const RoundStats second = server.step(transport);  // client 1's new request queues behind the stale one
+  CHECK(second.accepted == 3);
+  CHECK(second.ignored() == 0);
+  CHECK(transport.counters().errors == 0);  // no reply arrived for a round the new connection was not asked
+  CHECK(transport.counters().connected == 4);
+  transport.close();
+  threads.join();
+  CHECK(threads.net(1).stats().rounds == 2);
+}
