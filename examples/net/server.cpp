@@ -127,19 +127,23 @@ class RoundActions {
     if (resumed_at > 0 && std::filesystem::exists(f.metrics, ec)) {
       // fedpp::MetricsWriter truncates its file: keep the rows of rounds 1..resumed_at, let the
       // writer fill a side file and append each of its rows to the real one.
+      // Rows start with the round: "7,..." (CSV, after a header line) or {"round":7,...} (JSON lines).
+      const bool json = f.metrics.ends_with(".jsonl") || f.metrics.ends_with(".json");
       std::ifstream in(f.metrics);
       std::string kept, line;
-      for (bool header = true; std::getline(in, line); header = false) {
-        if (header) {
+      for (bool first = true; std::getline(in, line); first = false) {
+        if (first && !json) {
           kept += line + "\n";
           continue;
         }
-        const auto comma = line.find(',');
-        if (comma != std::string::npos && std::stoull(line.substr(0, comma)) <= resumed_at) kept += line + "\n";
+        const std::size_t at = json ? line.find(':') + 1 : 0;
+        unsigned long long round = 0;
+        if (std::sscanf(line.c_str() + std::min(at, line.size()), "%llu", &round) == 1 && round <= resumed_at)
+          kept += line + "\n";
       }
       fedpp::write_file_atomically(f.metrics, kept);
       side_ = f.metrics + ".resumed";
-      metrics_.emplace(side_);
+      metrics_.emplace(side_, json ? fedpp::MetricsWriter::Format::json_lines : fedpp::MetricsWriter::Format::csv);
       append_.open(f.metrics, std::ios::app);
       if (!append_) throw fedpp::DataError(std::string(program) + ": cannot append to " + f.metrics);
     } else {
@@ -169,7 +173,11 @@ class RoundActions {
       }
     }
     if (checkpoint_) fedpp::save_checkpoint(*server_, *checkpoint_, tag_);
+    if (between_rounds_) between_rounds_();
   }
+
+  /// Called after each round's actions (e.g. waiting for clients before the next round).
+  void set_between_rounds(std::function<void()> f) { between_rounds_ = std::move(f); }
 
  private:
   const ServerT* server_;
@@ -179,6 +187,7 @@ class RoundActions {
   std::ofstream append_;
   std::optional<std::filesystem::path> checkpoint_;
   std::string tag_;
+  std::function<void()> between_rounds_;
 };
 
 /// Writes the parameters as raw little-endian floats.
@@ -288,9 +297,10 @@ int serve(const Flags& f, const M& model, const fedpp::FashionMnist<S>& data) {
   if (!transport.wait_for_clients(want, until)) {
     const std::size_t have = transport.connected_clients().size();
     transport.close(fedpp::net::GoodbyeReason::shutting_down, "the server gave up waiting for clients");
-    fedpp::fail<fedpp::Error>(program, "only " + std::to_string(have) + " of the " + std::to_string(want) +
-                                           " clients of --wait-clients connected within --wait-timeout (s)",
-                              f.wait_timeout);
+    std::ostringstream os;
+    os << "only " << have << " of the " << want << " clients (--wait-clients) connected within --wait-timeout "
+       << f.wait_timeout << " s";
+    throw fedpp::Error(os.str());
   }
   say(std::string(program) + ": " + std::to_string(transport.connected_clients().size()) + " clients connected; " +
       (resumed_at ? "continuing at round " + std::to_string(resumed_at + 1) : std::string("starting")));
@@ -298,6 +308,21 @@ int serve(const Flags& f, const M& model, const fedpp::FashionMnist<S>& data) {
   fedpp::RunResult<S> result;
   try {
     RoundActions<ServerT> actions(*server, f, resumed_at, tag);
+    // fedpp::Server samples among the clients available when a round starts and runs a round
+    // with none at once; after clients were lost, wait until --quorum of them are back first.
+    actions.set_between_rounds([&] {
+      if (server->round() >= f.rounds || transport.available_clients().size() >= f.quorum) return;
+      say(std::string(program) + ": " + std::to_string(transport.available_clients().size()) +
+          " clients available, fewer than --quorum " + std::to_string(f.quorum) + "; waiting for more");
+      const auto limit = f.wait_timeout > 0 ? fedpp::RoundClock::now() +
+                                                  std::chrono::milliseconds(static_cast<long long>(f.wait_timeout * 1000))
+                                            : fedpp::no_deadline;
+      if (!transport.wait_for_clients(f.quorum, limit)) {
+        std::ostringstream os;
+        os << "fewer than --quorum " << f.quorum << " clients available for --wait-timeout " << f.wait_timeout << " s";
+        throw fedpp::Error(os.str());
+      }
+    });
     result = server->run(transport, actions);
   } catch (const std::exception& e) {
     transport.close(fedpp::net::GoodbyeReason::shutting_down, std::string("the server failed: ") + e.what());
@@ -392,7 +417,8 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", f.metrics, "write per-round metrics to FILE (CSV; JSON lines for .jsonl)");
   app.add_option("--wait-clients", f.wait_clients, "wait until N clients are connected before round 1 (0: all)")
       ->capture_default_str();
-  app.add_option("--wait-timeout", f.wait_timeout, "give up waiting for them after this many seconds (0: never)")
+  app.add_option("--wait-timeout", f.wait_timeout,
+                 "give up waiting for them (or, between rounds, for --quorum clients) after this many s (0: never)")
       ->check(positive(true))
       ->capture_default_str();
   app.add_option("--heartbeat", f.heartbeat_ms, "clients send a heartbeat every this many ms")
