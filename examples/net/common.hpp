@@ -435,7 +435,7 @@ inline std::vector<std::string> read_tokens(const std::string& path) {
   }
   while (!out.empty() && out.back().empty()) out.pop_back();  // a trailing newline
   for (std::size_t i = 0; i < out.size(); ++i)
-    if (out[i].empty()) usage_fail("--tokens", "line " + std::to_string(i + 1) + " is empty (line i = client i-1)", path);
+    if (out[i].empty()) usage_fail("--tokens", "line " + std::to_string(i + 1) + " is empty (line k holds client k-1's token)", path);
   return out;
 }
 

@@ -407,7 +407,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", f.tls_ca, "CA that signs the client certificates (PEM), with --require-client-cert");
   app.add_flag("--require-client-cert", f.require_client_cert,
                "mutual TLS: client i must present a certificate with CN client-<i> from --tls-ca");
-  app.add_option("--tokens", f.tokens, "per-client tokens, one per line (line i = client i-1)");
+  app.add_option("--tokens", f.tokens, "per-client tokens, one per line (the first line is client 0's)");
   app.add_flag("--insecure-plaintext", f.insecure_plaintext, "no TLS (required explicitly when not using TLS)");
   app.add_flag("--allow-unauthenticated", f.allow_unauthenticated,
                "with TLS: accept clients without a certificate or token");
