@@ -141,7 +141,8 @@ if [[ ! -s "$tmp/port" ]]; then
   exit $((rc ? rc : 1))
 fi
 port="$(cat "$tmp/port")"
-echo "+ $n x fedpp_client --port $port --clients $n --id <i> (TLS, certificate client-<i>) ${shared_args[*]:-} ${train_limit[*]} ${client_args[*]:-}"
+echo "+ $n x fedpp_client --port $port --clients $n --id <i> (TLS, certificate client-<i>)" \
+  "${shared_args[*]:-} ${train_limit[*]} ${client_args[*]:-}"
 client_pids=()
 for ((k = 0; k < n; ++k)); do
   "$client_exe" --host 127.0.0.1 --port "$port" --id "$k" --clients "$n" --tls-ca "$c/ca.pem" \

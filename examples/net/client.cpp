@@ -169,7 +169,9 @@ int main(int argc, char** argv) {
   app.add_option("--host", f.host, "server address or name")->capture_default_str();
   app.add_option("--port", f.port, "server port")->required()->check(CLI::Range(1, 65535));
   app.add_option("--id", f.id, "this client's id, in 0..N-1")->required();
-  app.add_option("--clients", f.clients, "federation size N")->required()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--clients", f.clients, "federation size N")
+      ->required()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   app.add_option("--partition", f.partition, "how the training set is split: iid or dirichlet")
       ->check(CLI::IsMember({"iid", "dirichlet"}))
       ->capture_default_str();

@@ -71,7 +71,8 @@ inline CLI::Validator positive(bool or_zero = false) {
         std::istringstream is(text);
         double v = 0;
         if (!(is >> v) || !is.eof()) return "must be a number, got '" + text + "'";
-        if (or_zero ? !(v >= 0) : !(v > 0)) return std::string(or_zero ? "must be >= 0" : "must be > 0") + ", got '" + text + "'";
+        if (or_zero ? !(v >= 0) : !(v > 0))
+          return std::string(or_zero ? "must be >= 0" : "must be > 0") + ", got '" + text + "'";
         return {};
       },
       or_zero ? "NUMBER >= 0" : "NUMBER > 0");
@@ -191,7 +192,8 @@ class OneOfServerOptimizers {
 
   /// One server step with the chosen optimizer.
   template <typename T>
-  void step(fedpp::Vector<T>& params, const fedpp::Vector<T>& update, State<T>& st, const fedpp::ServerContext& ctx) const {
+  void step(fedpp::Vector<T>& params, const fedpp::Vector<T>& update, State<T>& st,
+            const fedpp::ServerContext& ctx) const {
     if (st.v.index() != o_.index())
       fedpp::fail("fedpp_net::OneOfServerOptimizers::step", "the state belongs to another optimizer", st.v.index());
     detail::at_index<sizeof...(Os)>(o_.index(), [&](auto I) {
@@ -340,7 +342,8 @@ server_optimizers() {
     return o;
   };
   static const std::vector<std::pair<std::string, F>> t = {
-      {"sgd", [](const ServerOptimizerFlags& f) { return ServerOptimizer(fedpp::ServerSgd({.lr = f.lr > 0 ? f.lr : 1.0})); }},
+      {"sgd",
+       [](const ServerOptimizerFlags& f) { return ServerOptimizer(fedpp::ServerSgd({.lr = f.lr > 0 ? f.lr : 1.0})); }},
       {"fedavgm",
        [](const ServerOptimizerFlags& f) {
          return ServerOptimizer(fedpp::ServerMomentum({.lr = f.lr > 0 ? f.lr : 1.0, .momentum = f.momentum}));
@@ -435,7 +438,8 @@ inline std::vector<std::string> read_tokens(const std::string& path) {
   }
   while (!out.empty() && out.back().empty()) out.pop_back();  // a trailing newline
   for (std::size_t i = 0; i < out.size(); ++i)
-    if (out[i].empty()) usage_fail("--tokens", "line " + std::to_string(i + 1) + " is empty (line k holds client k-1's token)", path);
+    if (out[i].empty())
+      usage_fail("--tokens", "line " + std::to_string(i + 1) + " is empty (line k holds client k-1's token)", path);
   return out;
 }
 

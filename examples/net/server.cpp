@@ -190,6 +190,12 @@ class RoundActions {
   std::function<void()> between_rounds_;
 };
 
+/// The deadline `seconds` from now (none for 0).
+fedpp::Deadline after_seconds(double seconds) {
+  if (seconds <= 0) return fedpp::no_deadline;
+  return fedpp::RoundClock::now() + std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
 /// Writes the parameters as raw little-endian floats.
 void save_model(const std::string& path, const fedpp::Vector<S>& w) {
   std::string bytes(static_cast<std::size_t>(w.size()) * sizeof(S), '\0');
@@ -243,7 +249,9 @@ int serve(const Flags& f, const M& model, const fedpp::FashionMnist<S>& data) {
   } catch (const fedpp::InvalidArgument& e) {
     throw UsageError(e.what());
   }
-  to.on_event = [](const fedpp::net::ConnectionEvent& e) { say(std::string(program) + ": " + fedpp::net::describe(e)); };
+  to.on_event = [](const fedpp::net::ConnectionEvent& e) {
+    say(std::string(program) + ": " + fedpp::net::describe(e));
+  };
 
   // Evaluation on the test set, in fixed chunks.
   const auto test = data.test;
@@ -291,10 +299,7 @@ int serve(const Flags& f, const M& model, const fedpp::FashionMnist<S>& data) {
   if (!f.port_file.empty()) fedpp::write_file_atomically(f.port_file, std::to_string(transport.port()) + "\n");
 
   const std::size_t want = f.wait_clients ? f.wait_clients : f.clients;
-  const auto until = f.wait_timeout > 0
-                         ? fedpp::RoundClock::now() + std::chrono::milliseconds(static_cast<long long>(f.wait_timeout * 1000))
-                         : fedpp::no_deadline;
-  if (!transport.wait_for_clients(want, until)) {
+  if (!transport.wait_for_clients(want, after_seconds(f.wait_timeout))) {
     const std::size_t have = transport.connected_clients().size();
     transport.close(fedpp::net::GoodbyeReason::shutting_down, "the server gave up waiting for clients");
     std::ostringstream os;
@@ -314,10 +319,7 @@ int serve(const Flags& f, const M& model, const fedpp::FashionMnist<S>& data) {
       if (server->round() >= f.rounds || transport.available_clients().size() >= f.quorum) return;
       say(std::string(program) + ": " + std::to_string(transport.available_clients().size()) +
           " clients available, fewer than --quorum " + std::to_string(f.quorum) + "; waiting for more");
-      const auto limit = f.wait_timeout > 0 ? fedpp::RoundClock::now() +
-                                                  std::chrono::milliseconds(static_cast<long long>(f.wait_timeout * 1000))
-                                            : fedpp::no_deadline;
-      if (!transport.wait_for_clients(f.quorum, limit)) {
+      if (!transport.wait_for_clients(f.quorum, after_seconds(f.wait_timeout))) {
         std::ostringstream os;
         os << "fewer than --quorum " << f.quorum << " clients available for --wait-timeout " << f.wait_timeout << " s";
         throw fedpp::Error(os.str());
