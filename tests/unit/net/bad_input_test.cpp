@@ -30,6 +30,9 @@ ServerOptions bad_input_server_options() {
   so.rounds = 1;
   so.clients_per_round = 3;
   so.seed = 9;
+  // Never reached when the transport works (every bad participant fails at once); if it did not,
+  // the round would end here with a timed-out participant and the test would fail, not hang.
+  so.round_timeout = std::chrono::milliseconds(8000);
   return so;
 }
 
