@@ -121,10 +121,13 @@ net::ClientOptions client_options(std::uint16_t port, const Pki* tls) {
   return o;
 }
 
-// n NetworkClients of ReplayClients on threads.
+// n NetworkClients of ReplayClients on threads; on destruction the server (when given) says
+// goodbye first, so the clients end even when a case throws.
 class ClientFleet {
  public:
-  ClientFleet(std::size_t n, Index d, std::uint16_t port, const Pki* tls, std::function<void()> before_reply = {}) {
+  ClientFleet(std::size_t n, Index d, std::uint16_t port, const Pki* tls, net::TcpTransport<float>* server,
+              std::function<void()> before_reply = {})
+      : server_(server) {
     const auto payload = identity_payload(d, 1);
     for (std::size_t i = 0; i < n; ++i)
       clients_.push_back(ReplayClient{static_cast<ClientId>(i), {d}, payload, before_reply});
@@ -140,10 +143,12 @@ class ClientFleet {
       });
   }
   ~ClientFleet() {
+    if (server_) server_->close();
     for (auto& t : threads_) t.join();
   }
 
  private:
+  net::TcpTransport<float>* server_;
   std::vector<ReplayClient> clients_;
   std::vector<std::unique_ptr<net::NetworkClient<ReplayClient>>> nets_;
   std::vector<std::thread> threads_;
@@ -286,7 +291,7 @@ IngestResult ingest(std::size_t n, Index d, int reps, int warmup, const Pki* tls
   StartLine line;
   line.n = n;
   net::TcpTransport<float> transport(server_options(n, d, tls));
-  ClientFleet fleet(n, d, transport.port(), tls, [&] { line.arrive(); });
+  ClientFleet fleet(n, d, transport.port(), tls, &transport, [&] { line.arrive(); });
   if (!transport.wait_for_clients(n, RoundClock::now() + std::chrono::seconds(60)))
     throw std::runtime_error("clients did not connect");
   RawTransfer raw(n, static_cast<std::size_t>(d) * sizeof(float) + 32, tls);
@@ -327,12 +332,12 @@ std::pair<Case, Case> overhead(std::size_t n, Index d, int reps) {
   so.clients_per_round = n;
   const Vector<float> w0 = Vector<float>::Zero(d);
   Case tcp_case{"round over TcpTransport", {}, {}}, local{"round in process (baseline)", {}, {}};
-  const auto payload = identity_payload(d, 2);
+  const auto payload = identity_payload(d, 1);  // the same update as the ClientFleet sends
   std::vector<ReplayClient> local_clients;
   for (std::size_t i = 0; i < n; ++i) local_clients.push_back(ReplayClient{static_cast<ClientId>(i), {d}, payload});
   InProcessTransport<ReplayClient> in_process(std::move(local_clients), 0);
   net::TcpTransport<float> transport(server_options(n, d, nullptr));
-  ClientFleet fleet(n, d, transport.port(), nullptr);
+  ClientFleet fleet(n, d, transport.port(), nullptr, &transport);
   if (!transport.wait_for_clients(n, RoundClock::now() + std::chrono::seconds(60)))
     throw std::runtime_error("clients did not connect");
   BenchServer a(w0, so), b(w0, so);
@@ -343,7 +348,9 @@ std::pair<Case, Case> overhead(std::size_t n, Index d, int reps) {
     tcp_case.times.push_back(time_once([&] { b.step(transport); }));
   }
   if (std::memcmp(a.params().data(), b.params().data(), sizeof(float) * static_cast<std::size_t>(d)) != 0)
-    throw std::runtime_error("the TCP and in-process rounds gave different models");
+    throw std::runtime_error("the TCP and in-process rounds gave different models: " + std::to_string(a.params().norm()) +
+                             " vs " + std::to_string(b.params().norm()) + ", rounds " + std::to_string(a.round()) + " " +
+                             std::to_string(b.round()));
   transport.close();
   return {tcp_case, local};
 }
@@ -373,7 +380,7 @@ MemoryResult memory(std::size_t n, Index d, int rounds) {
     std::uint16_t port = 0;
     if (::read(ports[0], &port, sizeof(port)) != static_cast<ssize_t>(sizeof(port))) ::_exit(2);
     {
-      ClientFleet fleet(n, d, port, nullptr);
+      ClientFleet fleet(n, d, port, nullptr, nullptr);
     }
     ::_exit(0);
   }

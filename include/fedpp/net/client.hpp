@@ -202,9 +202,10 @@ class NetworkClient {
       }
       if (opts_.give_up_after.count() > 0 && std::chrono::steady_clock::now() - last_ok > opts_.give_up_after) {
         retry_timer_ = nullptr;
-        fail<Error>("fedpp::net::NetworkClient", "no connection to " + opts_.host + ":" + std::to_string(opts_.port) +
-                                                     " for " + std::to_string(opts_.give_up_after.count()) + " ms; last error",
-                    end.text.empty() ? std::string("none") : end.text);
+        fail<Error>("fedpp::net::NetworkClient",
+                    "no connection to " + opts_.host + ":" + std::to_string(opts_.port) + " for " +
+                        std::to_string(opts_.give_up_after.count()) + " ms (last error: " +
+                        (end.text.empty() ? std::string("none") : end.text) + ")");
       }
       retry.expires_after(wait);
       boost::system::error_code ec;
