@@ -204,7 +204,9 @@ TEST_CASE("A participant that goes silent is closed after the idle timeout and t
   std::jthread silent([&] {
     fedpp_test::RawPeer peer(transport.port());
     peer.hello(2, net::probe_codec<float>(fed.comp), static_cast<std::uint64_t>(fed.model.num_params()));
-    // Reads what the server sends (welcome, heartbeats, the round request) but never answers anything.
+    if (!peer.read_until(net::MessageType::welcome)) return;
+    peer.send(net::Head{net::Heartbeat{1, 0, 0}});  // alive once, then the host "dies"
+    // Reads what the server sends (heartbeats, the round request) but never answers anything.
     while (!done && peer.read_message(std::chrono::milliseconds(100))) {
     }
     peer.closed_by_server(std::chrono::milliseconds(2000));
