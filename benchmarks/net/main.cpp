@@ -88,11 +88,9 @@ struct Pki {
   fedpp_test::TestPki pki = fedpp_test::make_test_pki(dir.path, 0);
 };
 
-std::uint64_t g_budget = 0;  // --budget: the server's ingest_budget (0: its default)
-
-net::TransportOptions server_options(std::size_t n, Index d, const Pki* tls) {
+net::TransportOptions server_options(std::size_t n, Index d, const Pki* tls, std::uint64_t budget = 0) {
   net::TransportOptions o;
-  o.ingest_budget = g_budget;
+  o.ingest_budget = budget;
   o.num_clients = n;
   o.dim = static_cast<std::uint64_t>(d);
   o.codec = net::probe_codec<float>(Identity());
@@ -287,10 +285,10 @@ struct IngestResult {
   double bytes = 0;
 };
 
-IngestResult ingest(std::size_t n, Index d, int reps, int warmup, const Pki* tls) {
+IngestResult ingest(std::size_t n, Index d, int reps, int warmup, const Pki* tls, std::uint64_t budget) {
   StartLine line;
   line.n = n;
-  net::TcpTransport<float> transport(server_options(n, d, tls));
+  net::TcpTransport<float> transport(server_options(n, d, tls, budget));
   ClientFleet fleet(n, d, transport.port(), tls, &transport, [&] { line.arrive(); });
   if (!transport.wait_for_clients(n, RoundClock::now() + std::chrono::seconds(60)))
     throw std::runtime_error("clients did not connect");
@@ -433,7 +431,8 @@ int run(int argc, char** argv) {
   const int mrounds = static_cast<int>(flags.get_int("memory-rounds", 10, "rounds of the memory case (updates = n x rounds)"));
   const double min_rate = flags.get_double("target", "0.8", "pass when fedpp's ingest rate / the raw rate (paired median) >= this");
   const double max_mem = flags.get_double("memory-target", "4", "pass when (peak - idle RSS) / (d sizeof(float)) <= this");
-  g_budget = static_cast<std::uint64_t>(flags.get_int("budget", 0, "the server's ingest_budget in bytes (0: its default, two dense replies)"));
+  const auto budget = static_cast<std::uint64_t>(
+      flags.get_int("budget", 0, "the server's ingest_budget in the ingest cases, bytes (0: its default, two dense replies)"));
   const std::string json_path = json_flag(flags);
   if (flags.finish()) return 0;
   const bool all = part == "all";
@@ -451,13 +450,14 @@ int run(int argc, char** argv) {
   Pki pki;
   for (const bool tls : {false, true}) {
     if (!all && part != (tls ? "tls" : "ingest")) continue;
-    IngestResult r = ingest(n, d, reps, warmup, tls ? &pki : nullptr);
+    IngestResult r = ingest(n, d, reps, warmup, tls ? &pki : nullptr, budget);
     const double rate = 1.0 / ratio_paired_median(r.fedpp.times, r.raw.times);  // time ratio inverted
     std::cout << (tls ? "ingest over TLS" : "ingest, plaintext") << ": " << n << " clients x "
               << static_cast<double>(d) * 4 / 1e6 << " MB\n";
     const std::string key = tls ? "ingest_tls" : "ingest_plain";
     j.begin_object(key);
     j.value("bytes", r.bytes);
+    j.value("ingest_budget_bytes", budget == 0 ? 2.0 * (4.0 * static_cast<double>(d) + 65536.0) : static_cast<double>(budget));
     report_array(j, "results", {r.raw, r.fedpp}, r.bytes, style);
     j.value("rate_over_raw_paired_median", rate);
     j.value("min", min_rate);

@@ -4,6 +4,8 @@
 /// TLS contexts, frame reading with a per-read deadline, an ordered writer queue, heartbeats'
 /// watchdog, and the events a connection reports.
 
+#include <utility>  // before Asio: boost/asio/awaitable.hpp (1.74) uses std::exchange without including it
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
