@@ -6,6 +6,11 @@
 
 #include <utility>  // before Asio: boost/asio/awaitable.hpp (1.74) uses std::exchange without including it
 
+#include <boost/asio/detail/config.hpp>
+#if !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#error "fedpp::net needs Boost.Asio's C++20 coroutines (BOOST_ASIO_HAS_CO_AWAIT): GCC >= 10 with -std=c++20, or clang with libc++"
+#endif
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>

@@ -240,7 +240,7 @@ TEST_CASE("A hello the server cannot accept gets a reject with the reason, then 
   bed.honest_round();
 }
 
-TEST_CASE("A participant's bad reply fails only that participant; the round ends without waiting", "[net][bad_input]") {
+TEST_CASE("A participant with a bad reply fails alone and the round ends without waiting", "[net][bad_input]") {
   BadInputBed bed;
   // The raw peer joins as client 2, waits for the round request and answers it badly.
   enum class How { corrupt_data, wrong_round, garbage_payload, truncated, stalled, silent_close };
