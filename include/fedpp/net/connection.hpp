@@ -352,6 +352,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Messages waiting to be written.
   [[nodiscard]] std::size_t queued() const noexcept { return queue_.size(); }
 
+  /// After close(): waits until the connection's own coroutines (watchdog, writer) have ended, so
+  /// nothing of it outlives its session (at most 2 s).
+  asio::awaitable<void> drain() {
+    for (int i = 0; i < 2000 && helpers_ > 0; ++i) {
+      asio::steady_timer t(watchdog_.get_executor(), std::chrono::milliseconds(1));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
   /// Waits until the queue is written (or the connection closed).
   asio::awaitable<void> flush() {
     while (!closed_ && (!queue_.empty() || writing_)) {
@@ -399,6 +409,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<void> watch() {
     auto self = shared_from_this();
+    ++helpers_;
     while (!closed_) {
       watchdog_.expires_at(deadline_);
       boost::system::error_code ec;
@@ -411,10 +422,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         close(make_error_code(reason_), "nothing received for " + std::to_string(ms.count()) + " ms");
       }
     }
+    --helpers_;
   }
 
   asio::awaitable<void> write_loop() {
     auto self = shared_from_this();
+    ++helpers_;
     std::vector<asio::const_buffer> bufs;
     while (!closed_) {
       if (queue_.empty()) {
@@ -439,6 +452,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         break;
       }
     }
+    --helpers_;
   }
 
   std::shared_ptr<asio::ssl::context> tls_ctx_;
@@ -456,6 +470,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::error_code close_code_;
   std::string close_text_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  int helpers_ = 0;  // watchdog and writer coroutines still running
   bool closed_ = false, writing_ = false, bulk_started_ = false;
 };
 

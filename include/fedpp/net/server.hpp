@@ -446,6 +446,7 @@ class TcpTransport {
         conn.send(Head{*why});
         co_await conn.flush();
         conn.close(make_error_code(to_errc(why->reason)), why->text);
+        co_await conn.drain();
         all_.erase(ses);
         co_return;
       }
@@ -506,6 +507,7 @@ class TcpTransport {
       co_await conn.flush();
     }
     conn.close(end.code, end.text);
+    co_await conn.drain();
     if (ses->held > 0) {  // closed in the middle of a reply's bulk: give its budget back
       Reply none;
       release(ses->held, none);
