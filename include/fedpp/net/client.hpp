@@ -100,6 +100,7 @@ class NetworkClient {
     asio::co_spawn(io, main_loop(io, trainer), [&](std::exception_ptr e) { error = e; });
     io.run();
     trainer.join();
+    conn_.reset();  // its sockets and timers belong to `io`: release them before it goes
     {
       std::lock_guard lk(mu_);
       io_ = nullptr;

@@ -18,6 +18,7 @@
  * a frame it cannot otherwise understand (and answer a version mismatch with a reject).
  */
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
