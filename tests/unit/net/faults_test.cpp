@@ -16,6 +16,7 @@
 #include "fedpp/runtime/checkpoint.hpp"
 #include "fedpp/runtime/in_process.hpp"
 #include "fedpp/runtime/server.hpp"
+#include "support/checks.hpp"
 #include "support/net_federation.hpp"
 #include "support/raw_peer.hpp"
 #include "support/temp_dir.hpp"
@@ -110,10 +111,6 @@ RunResult<float> uninterrupted(const NetFederation& fed, std::uint64_t rounds) {
   return s.run(t);
 }
 
-bool same_bits(const Vector<float>& a, const Vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<std::size_t>(a.size())) == 0;
-}
-
 net::TransportOptions fault_transport(const NetFederation& fed) {
   auto o = fed.transport_options();
   o.heartbeat_interval = std::chrono::milliseconds(40);
@@ -144,7 +141,7 @@ TEST_CASE("A client killed in the middle of a round: the round completes on quor
   CHECK(st.accepted == 2);
   CHECK(st.dropped == 1);
   CHECK(st.quorum_met);
-  CHECK(same_bits(server.params(), model_without_client_2(fed)));
+  CHECK(fedpp_test::same_bits(server.params(), model_without_client_2(fed)));
   transport.close();
   threads.join();
 }
@@ -163,7 +160,7 @@ TEST_CASE("A client that hangs times out at the deadline and its late reply is d
   const RoundStats first = server.step(transport);
   CHECK(first.accepted == 2);
   CHECK(first.timed_out == 1);
-  CHECK(same_bits(server.params(), model_without_client_2(fed)));
+  CHECK(fedpp_test::same_bits(server.params(), model_without_client_2(fed)));
   CHECK(transport.connected_clients() == std::vector<ClientId>{0, 1, 2});  // slow is not dead
   CHECK(transport.available_clients() == std::vector<ClientId>{0, 1});     // but busy
   gate->release();
@@ -217,7 +214,7 @@ TEST_CASE("A participant that goes silent is closed after the idle timeout and t
   done = true;
   CHECK(st.accepted == 2);
   CHECK(st.dropped == 1);
-  CHECK(same_bits(server.params(), model_without_client_2(fed)));
+  CHECK(fedpp_test::same_bits(server.params(), model_without_client_2(fed)));
   const auto ev = transport.events();
   CHECK(std::any_of(ev.begin(), ev.end(), [](const auto& e) {
     return e.kind == net::ConnectionEvent::Kind::closed && e.client == 2u && e.code == net::ProtocolErrc::no_heartbeat;
@@ -245,7 +242,7 @@ TEST_CASE("A client whose connection drops reconnects with its id and state: the
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  CHECK(same_bits(server.params(), want.params));
+  CHECK(fedpp_test::same_bits(server.params(), want.params));
   CHECK(transport.counters().connected == 5);
   transport.close();
   threads.join();
@@ -293,7 +290,7 @@ TEST_CASE("A server that crashes in the middle of a round resumes from its check
     REQUIRE(second.wait_for_clients(3, RoundClock::now() + std::chrono::seconds(10)));
     resumed.step(second);
   }
-  CHECK(same_bits(resumed.params(), want.params));
+  CHECK(fedpp_test::same_bits(resumed.params(), want.params));
   second.close();
   threads.join();
   for (std::size_t i = 0; i < 3; ++i) {

@@ -11,6 +11,7 @@
 #include "fedpp/optimizers/server_sgd.hpp"
 #include "fedpp/runtime/in_process.hpp"
 #include "fedpp/runtime/server.hpp"
+#include "support/checks.hpp"
 #include "support/net_federation.hpp"
 
 using namespace fedpp;
@@ -55,8 +56,7 @@ TEST_CASE("A TCP run equals the in-process run bit for bit", "[net][loopback]") 
     CHECK(got.history[r].accepted == want.history[r].accepted);
     CHECK(got.history[r].bytes_up == want.history[r].bytes_up);
   }
-  CHECK(got.params.size() == want.params.size());
-  CHECK(std::memcmp(got.params.data(), want.params.data(), sizeof(float) * static_cast<std::size_t>(got.params.size())) == 0);
+  CHECK(fedpp_test::same_bits(got.params, want.params));
   for (std::size_t i = 0; i < fed.n; ++i) CHECK(threads.error(i).empty());
   const auto c = transport.counters();
   for (const auto& e : transport.events())
@@ -115,5 +115,5 @@ TEST_CASE("With an ingest budget of one byte the server reads one reply at a tim
   const RunResult<float> got = server.run(transport);
   transport.close();
   threads.join();
-  CHECK(std::memcmp(got.params.data(), want.params.data(), sizeof(float) * static_cast<std::size_t>(want.params.size())) == 0);
+  CHECK(fedpp_test::same_bits(got.params, want.params));
 }

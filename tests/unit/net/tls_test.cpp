@@ -12,6 +12,7 @@
 #include "fedpp/optimizers/server_sgd.hpp"
 #include "fedpp/runtime/in_process.hpp"
 #include "fedpp/runtime/server.hpp"
+#include "support/checks.hpp"
 #include "support/net_federation.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
@@ -118,8 +119,7 @@ TEST_CASE("Mutual TLS: a run over TLS equals the in-process run bit for bit", "[
   transport.close();
   threads.join();
   for (std::size_t i = 0; i < 3; ++i) CHECK(threads.error(i).empty());
-  REQUIRE(got.params.size() == want.params.size());
-  CHECK(std::memcmp(got.params.data(), want.params.data(), sizeof(float) * static_cast<std::size_t>(got.params.size())) == 0);
+  CHECK(fedpp_test::same_bits(got.params, want.params));
   CHECK(transport.counters().errors == 0);
 }
 
